@@ -1,0 +1,1 @@
+"""From database rows to tensors: id maps, datasets and splits."""

@@ -1,0 +1,145 @@
+"""Read ratings from the database into contiguous indices and tensors.
+
+Users and items get indices 0..n-1 in the order of their database ids, so the
+same database gives the same indices every time; the external ids are kept
+beside the tensors for serving (index -> id) and lookup (id -> index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from sqlalchemy import Connection, Engine, Table, select
+
+from recsys.db.tables import items, users
+
+
+class UnknownIdError(KeyError):
+    """An external id the data (or model) has never seen."""
+
+    def __init__(self, kind: str, external_id: object) -> None:
+        self.kind = kind
+        self.external_id = external_id
+        super().__init__(f"unknown {kind} id {external_id!r}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """External ids in index order, and the reverse lookup."""
+
+    kind: str
+    ids: np.ndarray
+    _index: dict[object, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {key: i for i, key in enumerate(self.ids.tolist())})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, external_id: object) -> bool:
+        return external_id in self._index
+
+    def index(self, external_id: object) -> int:
+        """The index of one external id; UnknownIdError when it was never seen."""
+        try:
+            return self._index[external_id]
+        except KeyError:
+            raise UnknownIdError(self.kind, external_id) from None
+
+    def indices(self, external_ids: Iterable[object]) -> np.ndarray:
+        """Indices of many external ids; UnknownIdError names the first unknown one."""
+        return np.fromiter((self.index(i) for i in external_ids), dtype=np.int64)
+
+    @classmethod
+    def from_values(cls, kind: str, values: Sequence[object] | np.ndarray) -> IdMap:
+        """The distinct values, sorted, so the map does not depend on row order."""
+        return cls(kind, np.asarray(sorted(set(values), key=_sort_key), dtype=object))
+
+
+def _sort_key(value: object) -> tuple[int, object]:
+    # Numbers before strings, each in natural order, so 2 comes before 10.
+    return (0, value) if isinstance(value, int | float | np.number) else (1, str(value))
+
+
+@dataclass
+class RatingsTable:
+    """All ratings as index tensors, with the id maps and optional metadata frames."""
+
+    users: torch.Tensor  # (n_ratings,) int64 user indices
+    items: torch.Tensor  # (n_ratings,) int64 item indices
+    ratings: torch.Tensor  # (n_ratings,) float32
+    timestamps: torch.Tensor  # (n_ratings,) int64 Unix seconds
+    user_map: IdMap
+    item_map: IdMap
+    user_metadata: pd.DataFrame | None = None  # one row per user index
+    item_metadata: pd.DataFrame | None = None  # one row per item index
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+
+def read_ratings(
+    engine: Engine, *, with_metadata: bool = False, chunk_rows: int = 100_000
+) -> RatingsTable:
+    """Stream every rating out of the database in chunks into a :class:`RatingsTable`."""
+    parts = []
+    with engine.connect() as connection:
+        # The driver's own cursor, not SQLAlchemy rows: this loop is the whole cost
+        # of building a data set, and tuples -> one float64 array is the fast path.
+        # PostgreSQL streams through a server-side (named) cursor; SQLite steps lazily.
+        driver = connection.connection.driver_connection
+        is_postgres = connection.dialect.name == "postgresql"
+        cursor = driver.cursor(name="recsys_read_ratings") if is_postgres else driver.cursor()
+        try:
+            cursor.execute("SELECT user_id, item_id, value, timestamp FROM ratings")
+            while rows := cursor.fetchmany(chunk_rows):
+                parts.append(np.array(rows, dtype=np.float64))  # (rows, 4); ids < 2**53
+        finally:
+            cursor.close()
+        user_rows = _entity_rows(connection, users, with_metadata)
+        item_rows = _entity_rows(connection, items, with_metadata)
+    columns = np.concatenate(parts) if parts else np.empty((0, 4))
+    # Sorting makes the row order independent of how the rows were stored.
+    order = np.lexsort((columns[:, 1], columns[:, 0]))
+    columns = columns[order]
+
+    user_db_ids, user_index = np.unique(columns[:, 0].astype(np.int64), return_inverse=True)
+    item_db_ids, item_index = np.unique(columns[:, 1].astype(np.int64), return_inverse=True)
+    user_rows = user_rows.loc[user_db_ids]
+    item_rows = item_rows.loc[item_db_ids]
+    return RatingsTable(
+        users=torch.from_numpy(user_index.astype(np.int64)),
+        items=torch.from_numpy(item_index.astype(np.int64)),
+        ratings=torch.from_numpy(columns[:, 2].astype(np.float32)),
+        timestamps=torch.from_numpy(columns[:, 3].astype(np.int64)),
+        user_map=IdMap("user", user_rows["external_id"].to_numpy(dtype=object)),
+        item_map=IdMap("item", item_rows["external_id"].to_numpy(dtype=object)),
+        user_metadata=user_rows.reset_index(drop=True) if with_metadata else None,
+        item_metadata=item_rows.reset_index(drop=True) if with_metadata else None,
+    )
+
+
+def _entity_rows(connection: Connection, table: Table, with_metadata: bool) -> pd.DataFrame:
+    columns = (
+        [c for c in table.c if c.name != "created_at"]
+        if with_metadata
+        else [table.c.id, table.c.external_id]
+    )
+    rows = connection.execute(select(*columns)).all()
+    return pd.DataFrame(rows, columns=[c.name for c in columns]).set_index("id")

@@ -1,0 +1,94 @@
+"""The schema: users, items, ratings and model versions (SQLAlchemy Core tables).
+
+External ids are stored as strings, whatever type the user's data gives them,
+so that ``"42"`` in a URL and ``42`` in a CSV name the same user. Timestamps of
+ratings are Unix seconds: cheap to bulk-load, and all that temporal splits need.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import JSON
+
+# JSONB on PostgreSQL (comparable, indexable); plain JSON text on SQLite.
+# Python None is stored as SQL NULL, not as the JSON literal null.
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+# Deterministic constraint names, so Alembic migrations match on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("external_id", String(255), nullable=False, unique=True),
+    Column("age", Integer, nullable=True),
+    Column("gender", String(32), nullable=True),
+    Column("occupation", String(64), nullable=True),
+    Column("zip_code", String(32), nullable=True),
+    Column("attributes", Json, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("external_id", String(255), nullable=False, unique=True),
+    Column("title", Text, nullable=True),
+    Column("release_date", Date, nullable=True),
+    Column("genres", Json, nullable=True),
+    Column("attributes", Json, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    # The composite primary key is also the "ratings by user" index.
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_ratings_item_id", "item_id"),
+    Index("ix_ratings_timestamp", "timestamp"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("hyperparameters", Json, nullable=False, default=dict),
+    Column("metrics", Json, nullable=False, default=dict),
+    Column("artifact_path", Text, nullable=True),
+    Column("status", String(16), nullable=False, default="training"),
+    Column("error", Text, nullable=True),
+    Column("is_active", Boolean, nullable=False, default=False),
+    Index("ix_model_versions_is_active", "is_active"),
+)

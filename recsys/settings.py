@@ -1,0 +1,44 @@
+"""Service settings, read once from ``RECSYS_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the CLI, the training job and the API read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///recsys.db",
+        description="SQLAlchemy URL; a SQLite file in the working directory by default.",
+    )
+    artifact_dir: Path = Field(default=Path("artifacts"), description="Where model versions live.")
+    api_key: str | None = Field(default=None, description="Required on write endpoints when set.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto = CUDA when available, else CPU."
+    )
+    rating_min: float = Field(default=0.5, description="Smallest rating ingestion accepts.")
+    rating_max: float = Field(default=5.0, description="Largest rating ingestion accepts.")
+    ingest_chunk_rows: int = Field(default=50_000, gt=0, description="Rows read per chunk.")
+
+    @model_validator(mode="after")
+    def _check_rating_range(self) -> Settings:
+        if self.rating_min >= self.rating_max:
+            raise ValueError(
+                f"RECSYS_RATING_MIN ({self.rating_min}) must be below "
+                f"RECSYS_RATING_MAX ({self.rating_max})"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own ``Settings`` and pass it in."""
+    return Settings()

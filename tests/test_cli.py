@@ -1,0 +1,134 @@
+"""The command line, as a user runs it: exit codes and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from recsys.cli import app
+from recsys.db.engine import make_engine
+from recsys.db.tables import items, ratings, users
+
+runner = CliRunner()
+
+
+def counts(database_url: str) -> tuple[int, int, int]:
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        result = tuple(
+            connection.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (ratings, users, items)
+        )
+    engine.dispose()
+    return result  # type: ignore[return-value]
+
+
+def test_ingest_before_migrating_says_to_upgrade(cli_env: str, tmp_path: Path) -> None:
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\na,b,3\n")
+    result = runner.invoke(app, ["ingest", "ratings", str(tmp_path / "r.csv")])
+    assert result.exit_code == 1
+    assert "recsys db upgrade" in result.output
+
+
+def test_ingest_reports_the_bad_row_and_writes_nothing(cli_env: str, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    path = tmp_path / "r.csv"
+    path.write_text("u,i,stars\na,b,3\nc,d,4\ne,f,11\n")
+
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "ratings",
+            str(path),
+            "--user-col",
+            "u",
+            "--item-col",
+            "i",
+            "--rating-col",
+            "stars",
+        ],
+    )
+
+    assert result.exit_code == 1
+    assert f"{path}: row 3: stars 11 is outside the allowed range [0.5, 5]" in result.output
+    assert "nothing was written" in result.output
+    assert counts(cli_env) == (0, 0, 0)
+
+    ok = runner.invoke(
+        app,
+        [
+            "ingest",
+            "ratings",
+            str(path),
+            "--user-col",
+            "u",
+            "--item-col",
+            "i",
+            "--rating-col",
+            "stars",
+            "--max-rating",
+            "11",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "3 new" in ok.output
+    assert counts(cli_env) == (3, 3, 3)
+
+
+def test_an_unreachable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys.settings import get_settings
+
+    monkeypatch.setenv("RECSYS_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert (
+        "error: database postgresql+psycopg://nobody@127.0.0.1:1/none: OperationalError"
+        in result.output
+    )
+
+
+@pytest.mark.slow
+def test_movielens_loads_exactly_once(cli_env: str) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    first = runner.invoke(app, ["load", "movielens-100k"])
+    assert first.exit_code == 0, first.output
+    assert counts(cli_env) == (100_000, 943, 1_682)
+
+    second = runner.invoke(app, ["load", "movielens-100k"])
+    assert second.exit_code == 0
+    assert "0 new, 0 updated; users: 0 new, 0 updated; items: 0 new, 0 updated" in second.output
+    assert counts(cli_env) == (100_000, 943, 1_682)
+
+    engine = make_engine(cli_env)
+    with engine.connect() as connection:
+        user = connection.execute(select(users).where(users.c.external_id == "1")).one()
+        film = connection.execute(select(items).where(items.c.external_id == "50")).one()
+    engine.dispose()
+    assert (user.age, user.gender, user.occupation, user.zip_code) == (
+        24,
+        "M",
+        "technician",
+        "85711",
+    )
+    assert film.title == "Star Wars (1977)"
+    assert film.genres == ["Action", "Adventure", "Romance", "Sci-Fi", "War"]
+    assert str(film.release_date) == "1977-01-01"
+
+
+@pytest.mark.slow
+def test_quickstart_is_idempotent(cli_env: str) -> None:
+    first = runner.invoke(app, ["quickstart"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["quickstart"])
+    assert second.exit_code == 0, second.output
+    assert "not loading MovieLens-100k again" in second.output
+    assert "data set: 100,000 ratings, 943 users, 1,682 items" in second.output
+    assert counts(cli_env) == (100_000, 943, 1_682)
