@@ -1,0 +1,89 @@
+"""Batches for the learner: slices of tensors held on the device, or a DataLoader.
+
+A batch is a tuple ``(*inputs, target)``; the learner calls ``model(*inputs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+
+class TensorBatches:
+    """Mini-batches sliced from tensors already in (device) memory.
+
+    No per-sample Python work: each epoch draws one permutation and gathers the
+    tensors once; batches are then contiguous views. This is the fast path for
+    ratings and tabular data.
+    """
+
+    def __init__(
+        self,
+        tensors: tuple[torch.Tensor, ...],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        lengths = {len(t) for t in tensors}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors have different lengths: {sorted(lengths)}")
+        self.tensors = tensors
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.tensors[0])
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n_rows, self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def to(self, device: torch.device | str) -> TensorBatches:
+        """The same batches, with the tensors moved to ``device`` once."""
+        moved = TensorBatches(
+            tuple(t.to(device) for t in self.tensors),
+            self.batch_size,
+            self.shuffle,
+            drop_last=self.drop_last,
+        )
+        moved.generator = self.generator
+        return moved
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        tensors = self.tensors
+        if self.shuffle:
+            order = torch.randperm(self.n_rows, generator=self.generator).to(tensors[0].device)
+            tensors = tuple(t[order] for t in tensors)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield tuple(t[start : start + self.batch_size] for t in tensors)
+
+
+Batches = TensorBatches | DataLoader
+
+
+@dataclass
+class DataLoaders:
+    """The training and validation batches a learner fits on."""
+
+    train: Batches
+    valid: Batches
+
+    def to(self, device: torch.device | str) -> DataLoaders:
+        """Move in-memory batches to ``device``; DataLoader batches move per batch."""
+
+        def move(batches: Batches) -> Batches:
+            return batches.to(device) if isinstance(batches, TensorBatches) else batches
+
+        return DataLoaders(move(self.train), move(self.valid))
+
+
+def to_device(batch: Iterable[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Move one batch to ``device`` (a no-op for tensors already there)."""
+    return tuple(t.to(device, non_blocking=True) for t in batch)

@@ -1,0 +1,63 @@
+"""Matrix factorisation with biases: rating = squash(user . item + user bias + item bias)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys.models.layers import embedding_table, sigmoid_range
+
+
+@dataclass(frozen=True)
+class DotProductBiasConfig:
+    n_users: int
+    n_items: int
+    n_factors: int = 50
+    y_range: tuple[float, float] = (0.0, 5.5)
+    # Sparse gradients touch only the rows in a batch: the fast path for big tables.
+    sparse: bool = False
+
+
+class DotProductBias(nn.Module):
+    """User and item factor tables plus per-user and per-item biases.
+
+    ``forward`` reads the collaborative batch: ``x[:, 0]`` user indices,
+    ``x[:, 1]`` item indices; it returns predicted ratings of shape (batch,).
+    """
+
+    def __init__(self, config: DotProductBiasConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.user_factors = embedding_table(config.n_users, config.n_factors)
+        self.item_factors = embedding_table(config.n_items, config.n_factors)
+        self.user_bias = embedding_table(config.n_users, 1)
+        self.item_bias = embedding_table(config.n_items, 1)
+
+    def _rows(self, table: nn.Parameter, index: torch.Tensor) -> torch.Tensor:
+        return F.embedding(index, table, sparse=self.config.sparse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        users, items = x[:, 0], x[:, 1]
+        dot = (self._rows(self.user_factors, users) * self._rows(self.item_factors, items)).sum(1)
+        biases = self._rows(self.user_bias, users)[:, 0] + self._rows(self.item_bias, items)[:, 0]
+        return sigmoid_range(dot + biases, *self.config.y_range)
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings of every item for each user: (len(users), n_items), one matmul."""
+        logits = self.user_factors[users] @ self.item_factors.T  # (B, n_items)
+        logits += self.user_bias[users] + self.item_bias.T
+        return sigmoid_range(logits, *self.config.y_range)
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        """The tables that get sparse gradients (all four, when ``config.sparse``)."""
+        if not self.config.sparse:
+            return []
+        return [self.user_factors, self.item_factors, self.user_bias, self.item_bias]
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The vectors that describe items, for similarity and interpretation."""
+        return self.item_factors.detach()

@@ -1,0 +1,77 @@
+"""A deep collaborative model: [user embedding, item embedding] -> MLP -> rating."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from recsys.models.layers import embedding_size, sigmoid_range
+
+
+@dataclass(frozen=True)
+class EmbeddingNNConfig:
+    n_users: int
+    n_items: int
+    user_size: int | None = None  # None: the rule of thumb
+    item_size: int | None = None
+    layers: tuple[int, ...] = field(default=(100,))
+    dropout: float = 0.0
+    embedding_dropout: float = 0.0
+    y_range: tuple[float, float] = (0.0, 5.5)
+    sparse: bool = False
+
+
+class EmbeddingNN(nn.Module):
+    """Concatenated user and item embeddings through Linear -> ReLU -> Dropout blocks.
+
+    Reads the same batch as :class:`DotProductBias` (``x[:, 0]`` users, ``x[:, 1]`` items).
+    """
+
+    def __init__(self, config: EmbeddingNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        user_size = config.user_size or embedding_size(config.n_users)
+        item_size = config.item_size or embedding_size(config.n_items)
+        self.user_embedding = nn.Embedding(config.n_users, user_size, sparse=config.sparse)
+        self.item_embedding = nn.Embedding(config.n_items, item_size, sparse=config.sparse)
+        for table in (self.user_embedding, self.item_embedding):
+            nn.init.normal_(table.weight, std=0.01)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        blocks: list[nn.Module] = []
+        width = user_size + item_size
+        for size in config.layers:
+            blocks += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = size
+        blocks.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        embedded = torch.cat([self.user_embedding(x[:, 0]), self.item_embedding(x[:, 1])], dim=1)
+        return sigmoid_range(self.mlp(self.embedding_dropout(embedded))[:, 0], *self.config.y_range)
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor, chunk_items: int = 4096) -> torch.Tensor:
+        """Predicted ratings of every item for each user: (len(users), n_items)."""
+        n_items = self.config.n_items
+        all_items = torch.arange(n_items, device=users.device)
+        scores = []
+        for user in users:
+            pairs = torch.stack([user.expand(n_items), all_items], dim=1)
+            scores.append(
+                torch.cat(
+                    [self(pairs[i : i + chunk_items]) for i in range(0, n_items, chunk_items)]
+                )
+            )
+        return torch.stack(scores)
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        """The embedding tables, when ``config.sparse``; the MLP stays dense."""
+        if not self.config.sparse:
+            return []
+        return [self.user_embedding.weight, self.item_embedding.weight]
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The item embedding table, for similarity and interpretation."""
+        return self.item_embedding.weight.detach()

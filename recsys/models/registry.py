@@ -1,0 +1,40 @@
+"""Rebuild a model from its class name and config: what a saved model needs besides weights."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from torch import nn
+
+from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
+from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+
+MODELS: dict[str, tuple[type[nn.Module], type]] = {
+    "DotProductBias": (DotProductBias, DotProductBiasConfig),
+    "EmbeddingNN": (EmbeddingNN, EmbeddingNNConfig),
+}
+
+
+def model_config(model: nn.Module) -> dict[str, Any] | None:
+    """The class name and plain-data config of a registered model; None for other models
+    (their weights can still be saved and loaded into a model built by hand)."""
+    name = type(model).__name__
+    if name not in MODELS:
+        return None
+    return {"class": name, "config": asdict(model.config)}  # type: ignore[arg-type]
+
+
+def build_model(spec: dict[str, Any] | None) -> nn.Module:
+    """The inverse of :func:`model_config`: a freshly initialised model."""
+    if spec is None or spec.get("class") not in MODELS:
+        raise ValueError(
+            f"cannot rebuild model {spec and spec.get('class')!r}: registered models are "
+            f"{', '.join(MODELS)}; build it yourself and use Learner.load for the weights"
+        )
+    model_class, config_class = MODELS[spec["class"]]
+    config = dict(spec["config"])
+    for key in ("y_range", "layers"):
+        if key in config and config[key] is not None:
+            config[key] = tuple(config[key])
+    return model_class(config_class(**config))

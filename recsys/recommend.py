@@ -1,0 +1,106 @@
+"""Recommender: a trained collaborative model with its id maps, answering in external ids.
+
+The one contract every caller (notebook, CLI, API) uses. Scoring is batch-first:
+one matrix product for all items of a batch of users, then a partial sort.
+Items a user rated in training are left out on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from recsys.data.ratings import IdMap
+
+
+@dataclass(frozen=True)
+class SeenItems:
+    """Each user's training items, compressed by row (CSR): items of user u are
+    ``indices[indptr[u]:indptr[u + 1]]``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int) -> SeenItems:
+        order = np.lexsort((items, users))
+        counts = np.bincount(users, minlength=n_users)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr, items[order].astype(np.int64))
+
+    def of(self, user: int) -> np.ndarray:
+        return self.indices[self.indptr[user] : self.indptr[user + 1]]
+
+
+class Recommender:
+    """Predict ratings, recommend items and find similar items, in external ids.
+
+    Args:
+        model: a collaborative model with ``score_all_items`` and ``item_embeddings``.
+        user_map, item_map: external id <-> model index.
+        seen: the items each user rated in training, for ``exclude_seen``.
+    """
+
+    def __init__(self, model: nn.Module, user_map: IdMap, item_map: IdMap, seen: SeenItems) -> None:
+        self.model = model.eval()
+        self.user_map = user_map
+        self.item_map = item_map
+        self.seen = seen
+        self.device = next(model.parameters()).device
+        embeddings = model.item_embeddings().float()
+        self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def predict(
+        self, pairs: pd.DataFrame, user_col: str = "user_id", item_col: str = "item_id"
+    ) -> np.ndarray:
+        """Predicted ratings for rows of (user, item); UnknownIdError names an unseen id."""
+        users = self.user_map.indices(pairs[user_col])
+        items = self.item_map.indices(pairs[item_col])
+        x = torch.from_numpy(np.stack([users, items], axis=1)).to(self.device)
+        return self.model(x).float().cpu().numpy()
+
+    @torch.no_grad()
+    def recommend_many(
+        self, user_ids: Sequence[object], n: int = 10, exclude_seen: bool = True
+    ) -> list[pd.DataFrame]:
+        """Top-``n`` items with scores for each user, best first."""
+        users = self.user_map.indices(user_ids)
+        scores = self.model.score_all_items(torch.from_numpy(users).to(self.device)).float()
+        if exclude_seen:
+            for row, user in enumerate(users):
+                scores[row, torch.from_numpy(self.seen.of(int(user))).to(self.device)] = -torch.inf
+        k = min(n, scores.shape[1])
+        top_scores, top_items = torch.topk(scores, k, dim=1)
+        results = []
+        for row_scores, row_items in zip(
+            top_scores.cpu().numpy(), top_items.cpu().numpy(), strict=True
+        ):
+            keep = np.isfinite(row_scores)  # fewer than n unseen items left
+            results.append(
+                pd.DataFrame(
+                    {"item_id": self.item_map.ids[row_items[keep]], "score": row_scores[keep]}
+                )
+            )
+        return results
+
+    def recommend(self, user_id: object, n: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+        """Top-``n`` items for one user: columns ``item_id`` and ``score`` (predicted rating)."""
+        return self.recommend_many([user_id], n, exclude_seen)[0]
+
+    @torch.no_grad()
+    def similar_items(self, item_id: object, n: int = 10) -> pd.DataFrame:
+        """The ``n`` items whose embeddings are closest in cosine similarity (itself excluded)."""
+        item = self.item_map.index(item_id)
+        similarity = self._unit_items @ self._unit_items[item]
+        similarity[item] = -torch.inf
+        k = min(n, len(similarity) - 1)
+        scores, items = torch.topk(similarity, k)
+        return pd.DataFrame(
+            {"item_id": self.item_map.ids[items.cpu().numpy()], "score": scores.cpu().numpy()}
+        )

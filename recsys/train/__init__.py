@@ -1,0 +1,1 @@
+"""The training loop every learner shares, with its callbacks, schedules and metrics."""

@@ -1,0 +1,386 @@
+"""The Learner: one training loop for the collaborative, tabular and vision models.
+
+The loop below is all there is: epochs of training batches then a validation
+pass, each step announced as an event to the callbacks (see callbacks.py), which
+do the scheduling, recording, progress display, early stopping and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.data.loaders import DataLoaders, to_device
+from recsys.models.registry import build_model, model_config
+from recsys.train.callbacks import (
+    Callback,
+    CancelFit,
+    CancelValidation,
+    LRFinder,
+    ParamScheduler,
+    ProgressCallback,
+    Recorder,
+)
+from recsys.train.optim import Optimizers, make_optimizer
+from recsys.train.schedules import one_cycle_lr, one_cycle_momentum
+
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_train",
+    "before_batch",
+    "after_loss",
+    "before_step",
+    "after_step",
+    "after_batch",
+    "after_train",
+    "before_validate",
+    "after_validate",
+    "after_epoch",
+    "after_fit",
+)
+
+
+def _order(cb: Callback) -> int:
+    return cb.order
+
+
+def resolve_device(choice: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or None) means CUDA when there is one, else the CPU."""
+    if isinstance(choice, torch.device):
+        return choice
+    if choice in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
+    return torch.device(choice)
+
+
+@dataclass(frozen=True)
+class FitDefaults:
+    """What ``fit_one_cycle()`` uses when called without arguments."""
+
+    n_epoch: int = 5
+    lr_max: float = 3e-3
+    wd: float = 0.01
+
+
+@dataclass
+class LRFindResult:
+    """Learning rates tried, smoothed losses, and suggested learning rates."""
+
+    lrs: list[float]
+    losses: list[float]
+    valley: float
+    steep: float
+    minimum: float  # a tenth of the learning rate at the lowest loss
+
+    def plot(self, path: Path | str) -> Path:
+        """Loss against learning rate, with the suggestions marked, as a PNG."""
+        from recsys.train.plots import plot_lr_find
+
+        return plot_lr_find(
+            self.lrs, self.losses, {"valley": self.valley, "steep": self.steep}, Path(path)
+        )
+
+
+class Learner:
+    """A model, its data, a loss and metrics, trained with callbacks.
+
+    Args:
+        dls: training and validation batches; a batch is ``(*inputs, target)``.
+        model: called as ``model(*inputs)``.
+        loss_func: ``loss_func(predictions, targets)``, mean-reduced.
+        metrics: functions of all validation predictions and targets.
+        wd: decoupled weight decay (AdamW's), unless a fit overrides it.
+        cbs: extra callbacks kept for every fit.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a torch.device.
+        progress: show the progress bar and per-epoch table.
+    """
+
+    def __init__(
+        self,
+        dls: DataLoaders,
+        model: nn.Module,
+        loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        metrics: Sequence[Metric] = (),
+        wd: float = 0.01,
+        cbs: Sequence[Callback] = (),
+        device: str | torch.device | None = "auto",
+        progress: bool = True,
+        fit_defaults: FitDefaults = FitDefaults(),
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dls = dls.to(self.device)
+        self.model = model.to(self.device)
+        self.loss_func = loss_func
+        self.metrics = list(metrics)
+        self.wd = wd
+        self.fit_defaults = fit_defaults
+        self.opt: Optimizers | None = None
+        self.autocast_dtype: torch.dtype | None = None
+        self.recorder = Recorder()
+        self.cbs: list[Callback] = []
+        self.add_cbs([self.recorder, *([ProgressCallback()] if progress else []), *cbs])
+        self.valid_results: dict[str, float] = {}
+
+    # -- callbacks -------------------------------------------------------------------------
+    def add_cbs(self, cbs: Sequence[Callback]) -> None:
+        for cb in cbs:
+            cb.learn = self
+            self.cbs.append(cb)
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs: Sequence[Callback]) -> Iterator[None]:
+        """Callbacks attached for one fit only."""
+        self.add_cbs(cbs)
+        try:
+            yield
+        finally:
+            for cb in cbs:
+                self.cbs.remove(cb)
+
+    def _event(self, name: str) -> None:
+        for cb in sorted(self.cbs, key=_order):
+            handler = getattr(cb, name, None)
+            if handler is not None:
+                handler()
+
+    # -- optimizer hyper-parameters --------------------------------------------------------
+    def hyper(self, name: str) -> float:
+        """The current value of ``lr``, ``momentum`` or ``wd`` (first parameter group)."""
+        assert self.opt is not None, "no optimizer yet: call fit first"
+        group = self.opt.param_groups[0]
+        if name == "momentum":
+            return float(group["betas"][0])
+        return float(group["weight_decay" if name == "wd" else name])
+
+    def set_hyper(self, name: str, value: float) -> None:
+        assert self.opt is not None, "no optimizer yet: call fit first"
+        for group in self.opt.param_groups:
+            if name == "momentum":
+                group["betas"] = (value, group["betas"][1])
+            else:
+                group["weight_decay" if name == "wd" else name] = value
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(
+        self, n_epoch: int, lr: float = 1e-3, wd: float | None = None, cbs: Sequence[Callback] = ()
+    ) -> None:
+        """Train ``n_epoch`` epochs at constant ``lr`` (callbacks may schedule it)."""
+        if self.opt is None:
+            self.opt = make_optimizer(self.model, lr=lr, wd=self.wd)
+        self.set_hyper("lr", lr)
+        self.set_hyper("wd", self.wd if wd is None else wd)
+        self.n_epoch = n_epoch
+        self.n_train_batches = len(self.dls.train)
+        self.train_iter = 0
+        with self.added_cbs(cbs):
+            try:
+                self._event("before_fit")
+                for self.epoch in range(n_epoch):
+                    self._one_epoch()
+            except CancelFit:
+                pass
+            finally:
+                self._event("after_fit")
+
+    @property
+    def pct_train(self) -> float:
+        """How far through the whole fit training is, from 0 to 1."""
+        return self.train_iter / max(self.n_epoch * self.n_train_batches, 1)
+
+    def _one_epoch(self) -> None:
+        self._event("before_epoch")
+        self.model.train()
+        self.training = True
+        self._event("before_train")
+        for iteration, batch in enumerate(self.dls.train):
+            self.iter = iteration
+            self._one_batch(to_device(batch, self.device))
+            self.train_iter += 1
+        assert self.opt is not None
+        self.opt.flush()  # lazy weight decay of sparse tables, so every row is current
+        self._event("after_train")
+        self.model.eval()
+        self.training = False
+        try:
+            self._event("before_validate")
+            self.valid_results = self._validate()
+            self._event("after_validate")
+        except CancelValidation:
+            self.valid_results = {}
+        self._event("after_epoch")
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _one_batch(self, batch: tuple[torch.Tensor, ...]) -> None:
+        assert self.opt is not None
+        self.batch = batch
+        self._event("before_batch")
+        with self._autocast():
+            self.pred = self.model(*batch[:-1])
+            self.loss = self.loss_func(self.pred, batch[-1])
+        self._event("after_loss")
+        self.loss.backward()
+        self._event("before_step")
+        self.opt.step()
+        self._event("after_step")
+        self.opt.zero_grad()
+        self._event("after_batch")
+
+    def _validate(self) -> dict[str, float]:
+        predictions, targets = self.get_preds(during_fit=True)
+        results = {"valid_loss": float(self.loss_func(predictions, targets))}
+        for metric in self.metrics:
+            results[metric.__name__] = float(metric(predictions, targets))
+        return results
+
+    @torch.no_grad()
+    def get_preds(
+        self, batches: Any = None, during_fit: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions and targets for ``batches`` (the validation set by default)."""
+        was_training = self.model.training
+        self.model.eval()
+        predictions, targets = [], []
+        for batch in self.dls.valid if batches is None else batches:
+            batch = to_device(batch, self.device)
+            self.batch = batch
+            with self._autocast():
+                predictions.append(self.model(*batch[:-1]).float())
+            targets.append(batch[-1])
+            if during_fit:
+                self._event("after_batch")
+        self.model.train(was_training)
+        if not predictions:
+            return torch.empty(0, device=self.device), torch.empty(0, device=self.device)
+        return torch.cat(predictions), torch.cat(targets)
+
+    # -- schedules -------------------------------------------------------------------------
+    def fit_one_cycle(
+        self,
+        n_epoch: int | None = None,
+        lr_max: float | None = None,
+        wd: float | None = None,
+        pct_start: float = 0.25,
+        div: float = 25.0,
+        div_final: float = 1e5,
+        moms: tuple[float, float] = (0.95, 0.85),
+        cbs: Sequence[Callback] = (),
+    ) -> None:
+        """Smith's 1cycle policy: lr warms up then anneals (cosine); momentum moves opposite.
+
+        Arguments left out come from the learner's ``fit_defaults``.
+        """
+        n_epoch = self.fit_defaults.n_epoch if n_epoch is None else n_epoch
+        lr_max = self.fit_defaults.lr_max if lr_max is None else lr_max
+        wd = self.fit_defaults.wd if wd is None else wd
+        scheduler = ParamScheduler(
+            {
+                "lr": one_cycle_lr(lr_max, pct_start, div, div_final),
+                "momentum": one_cycle_momentum(moms[0], moms[1], pct_start),
+            }
+        )
+        self.fit(n_epoch, lr=lr_max / div, wd=wd, cbs=[scheduler, *cbs])
+
+    def lr_find(
+        self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True
+    ) -> LRFindResult:
+        """Mock-train with an exponentially growing lr; restore the weights; suggest an lr."""
+        saved_model = copy.deepcopy(self.model.state_dict())
+        saved_opt = self.opt
+        self.opt = None
+        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
+        progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
+        for cb in progress:
+            self.cbs.remove(cb)
+        try:
+            n_epoch = math.ceil(num_it / max(len(self.dls.train), 1))
+            self.fit(n_epoch, lr=start_lr, cbs=[finder])
+        finally:
+            self.model.load_state_dict(saved_model)
+            self.opt = saved_opt
+            self.add_cbs(progress)
+        return _suggest(finder.lrs, finder.losses)
+
+    # -- persistence -----------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """What a subclass needs besides the model to work after loading (id maps, ...)."""
+        return {}
+
+    def save(self, path: Path | str) -> Path:
+        """Write the model's class, config and weights (and extra state) to ``path`` atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "model": model_config(self.model),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "extra": self.extra_state(),
+        }
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(payload, temporary)
+        os.replace(temporary, path)  # a crash never leaves a half-written file at `path`
+        return path
+
+    def load(self, path: Path | str) -> None:
+        """Load weights saved by :meth:`save` into this learner's model."""
+        payload = load_payload(path)
+        self.model.load_state_dict(payload["state_dict"])
+
+
+def load_payload(path: Path | str) -> dict[str, Any]:
+    """Read a file written by :meth:`Learner.save` without unpickling arbitrary objects."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def load_model(path: Path | str) -> nn.Module:
+    """Rebuild and load the model saved at ``path``."""
+    payload = load_payload(path)
+    model = build_model(payload["model"])
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def _suggest(lrs: list[float], losses: list[float]) -> LRFindResult:
+    """Suggestions from the finder's curve.
+
+    valley: inside the longest stretch over which the loss keeps falling, a point
+    two thirds of the way down it (the robust pick fastai popularised). steep: the
+    steepest descent of loss against log(lr) within that stretch.
+    """
+    if len(lrs) < 3:
+        raise RuntimeError("lr_find ran fewer than 3 batches: use more data or a larger num_it")
+    if len(lrs) > 15:
+        # The first batches are dominated by smoothing warm-up, the last by divergence.
+        lrs, losses = lrs[5:-5], losses[5:-5]
+    log_lrs, loss = np.log(np.asarray(lrs)), np.asarray(losses)
+    n = len(loss)
+    run = np.ones(n, dtype=int)  # run[i]: longest decreasing subsequence ending at i
+    for i in range(1, n):
+        for j in range(i):
+            if loss[i] < loss[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+    end = int(np.argmax(run))
+    start = end - run[end] + 1
+    third = (end - start) / 3
+    valley = lrs[min(start + int(third) + int(third / 2), n - 1)]
+    # Steepest descent, looked for inside that stretch so early noise cannot win.
+    slopes = np.gradient(loss, log_lrs)
+    steep = lrs[start + int(np.nanargmin(slopes[start : end + 1]))]
+    minimum = lrs[int(np.nanargmin(loss))] / 10
+    return LRFindResult(list(lrs), list(losses), valley=valley, steep=steep, minimum=minimum)

@@ -1,0 +1,147 @@
+"""Optimizers: AdamW for dense parameters, and a sparse AdamW for big embedding tables.
+
+torch's SparseAdam has no weight decay. :class:`SparseAdamW` adds *decoupled*
+weight decay that means exactly what AdamW's does (every row shrinks by
+``1 - lr * wd`` at every step), without touching every row at every step: a
+row's missed shrink factors are applied in one multiply the next time it is in a
+batch, and :meth:`SparseAdamW.flush` brings all rows up to date before they are
+read (the learner calls it at the end of each training phase).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+class SparseAdamW(torch.optim.Optimizer):
+    """Lazy Adam on sparse gradients with exact decoupled weight decay."""
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.99),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        )
+
+    def _state(self, param: nn.Parameter) -> dict:
+        state = self.state[param]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+            # log of the product of all shrink factors so far, and per row how much of it
+            # the row has received; float64 so thousands of steps do not drift.
+            state["log_decay"] = 0.0
+            state["row_log_decay"] = torch.zeros(
+                param.shape[0], dtype=torch.float64, device=param.device
+            )
+        return state
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, wd = (
+                group["lr"],
+                group["betas"],
+                group["eps"],
+                group["weight_decay"],
+            )
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad.coalesce()
+                state = self._state(param)
+                state["step"] += 1
+                state["log_decay"] += math.log1p(-lr * wd) if wd else 0.0
+                rows, values = grad.indices()[0], grad.values()
+                self._decay_rows(param, state, rows)
+
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                m = exp_avg[rows].mul_(beta1).add_(values, alpha=1 - beta1)
+                v = exp_avg_sq[rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                exp_avg[rows], exp_avg_sq[rows] = m, v
+                correction1 = 1 - beta1 ** state["step"]
+                correction2 = 1 - beta2 ** state["step"]
+                denominator = (v / correction2).sqrt_().add_(eps)
+                param[rows] -= (lr / correction1) * m / denominator
+
+    @staticmethod
+    def _decay_rows(param: nn.Parameter, state: dict, rows: torch.Tensor) -> None:
+        missed = state["log_decay"] - state["row_log_decay"][rows]
+        if torch.any(missed != 0):
+            factor = torch.exp(missed).to(param.dtype).unsqueeze(1)
+            param[rows] *= factor
+            state["row_log_decay"][rows] = state["log_decay"]
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Apply every pending shrink factor, so the weights are exactly AdamW's."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                state = self.state.get(param)
+                if state:
+                    self._decay_rows(
+                        param, state, torch.arange(param.shape[0], device=param.device)
+                    )
+
+
+class Optimizers:
+    """Several optimizers stepped as one; ``param_groups`` spans them all for schedulers."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def flush(self) -> None:
+        for optimizer in self.optimizers:
+            if isinstance(optimizer, SparseAdamW):
+                optimizer.flush()
+
+    def state_dict(self) -> list[dict]:
+        return [optimizer.state_dict() for optimizer in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        for optimizer, state in zip(self.optimizers, states, strict=True):
+            optimizer.load_state_dict(state)
+
+
+def make_optimizer(
+    model: nn.Module, lr: float, wd: float, betas: tuple[float, float] = (0.9, 0.99)
+) -> Optimizers:
+    """AdamW for dense parameters; SparseAdamW for the tables a model declares sparse.
+
+    A model opts in with a ``sparse_parameters()`` method (the embedding tables it
+    indexes with ``sparse=True``); everything else is dense.
+    """
+    sparse_ids = {id(p) for p in getattr(model, "sparse_parameters", list)()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    dense = [p for p in trainable if id(p) not in sparse_ids]
+    sparse = [p for p in trainable if id(p) in sparse_ids]
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense:
+        optimizers.append(
+            torch.optim.AdamW(dense, lr=lr, betas=betas, weight_decay=wd, eps=1e-5, fused=True)
+        )
+    if sparse:
+        optimizers.append(SparseAdamW(sparse, lr=lr, betas=betas, weight_decay=wd, eps=1e-5))
+    return Optimizers(optimizers)
