@@ -41,18 +41,22 @@ def write_synthetic_csv(path: Path, n_rows: int, n_users: int, n_items: int) -> 
             rows = np.arange(start, min(start + block, n_rows), dtype=np.int64)
             # A bijection row -> (user, item) keeps pairs unique without a set in memory.
             users, items = rows % n_users, (rows // n_users * 7919 + rows) % n_items
-            pd.DataFrame({
-                "user_id": users,
-                "item_id": items,
-                "rating": rng.integers(1, 11, len(rows)) / 2,
-                "timestamp": 880_000_000 + rows,
-            }).to_csv(handle, header=False, index=False)
+            pd.DataFrame(
+                {
+                    "user_id": users,
+                    "item_id": items,
+                    "rating": rng.integers(1, 11, len(rows)) / 2,
+                    "timestamp": 880_000_000 + rows,
+                }
+            ).to_csv(handle, header=False, index=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--database-url", default=None, help="an empty database; default temp SQLite")
+    parser.add_argument(
+        "--database-url", default=None, help="an empty database; default temp SQLite"
+    )
     parser.add_argument("--chunk-rows", type=int, default=50_000)
     args = parser.parse_args()
 
@@ -63,24 +67,34 @@ def main() -> None:
         print(f"database: {engine.url.render_as_string(hide_password=True)}")
 
         started = time.perf_counter()
-        ingest(engine, movielens.ratings_source(args.chunk_rows),
-               users_source=movielens.users_source(args.chunk_rows),
-               items_source=movielens.items_source(args.chunk_rows),
-               columns=movielens.COLUMNS, rating_range=(1, 5))
+        ingest(
+            engine,
+            movielens.ratings_source(args.chunk_rows),
+            users_source=movielens.users_source(args.chunk_rows),
+            items_source=movielens.items_source(args.chunk_rows),
+            columns=movielens.COLUMNS,
+            rating_range=(1, 5),
+        )
         print(f"movielens-100k load:        {time.perf_counter() - started:6.2f} s")
         started = time.perf_counter()
-        ingest(engine, movielens.ratings_source(args.chunk_rows),
-               users_source=movielens.users_source(args.chunk_rows),
-               items_source=movielens.items_source(args.chunk_rows),
-               columns=movielens.COLUMNS, rating_range=(1, 5))
+        ingest(
+            engine,
+            movielens.ratings_source(args.chunk_rows),
+            users_source=movielens.users_source(args.chunk_rows),
+            items_source=movielens.items_source(args.chunk_rows),
+            columns=movielens.COLUMNS,
+            rating_range=(1, 5),
+        )
         print(f"movielens-100k re-load:     {time.perf_counter() - started:6.2f} s (no changes)")
         timings = []
         for _ in range(5):
             started = time.perf_counter()
             table = read_ratings(engine)
             timings.append(time.perf_counter() - started)
-        print(f"movielens-100k data set:    {min(timings):6.3f} s best of 5, "
-              f"median {np.median(timings):.3f} s ({len(table):,} ratings)")
+        print(
+            f"movielens-100k data set:    {min(timings):6.3f} s best of 5, "
+            f"median {np.median(timings):.3f} s ({len(table):,} ratings)"
+        )
 
         if args.rows:
             csv = Path(folder) / "synthetic.csv"
@@ -91,13 +105,17 @@ def main() -> None:
             started = time.perf_counter()
             report = ingest(engine, open_table(csv, args.chunk_rows))
             seconds = time.perf_counter() - started
-            print(f"synthetic CSV ingest:       {seconds:6.2f} s for {report.ratings_read:,} rows "
-                  f"({size_mib:,.0f} MiB, {report.ratings_read / seconds:,.0f} rows/s)")
+            print(
+                f"synthetic CSV ingest:       {seconds:6.2f} s for {report.ratings_read:,} rows "
+                f"({size_mib:,.0f} MiB, {report.ratings_read / seconds:,.0f} rows/s)"
+            )
             print(f"peak RSS before / after:    {rss_before:,.0f} MiB / {peak_rss_mib():,.0f} MiB")
             started = time.perf_counter()
             table = read_ratings(engine)
-            print(f"synthetic data set build:   {time.perf_counter() - started:6.2f} s "
-                  f"({len(table):,} ratings, {table.n_users:,} users, {table.n_items:,} items)")
+            print(
+                f"synthetic data set build:   {time.perf_counter() - started:6.2f} s "
+                f"({len(table):,} ratings, {table.n_users:,} users, {table.n_items:,} items)"
+            )
             print(f"peak RSS at the end:        {peak_rss_mib():,.0f} MiB")
         engine.dispose()
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from recsys.collab import load_recommender
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
 from recsys.db.engine import make_engine
@@ -21,7 +22,8 @@ from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.migrate import current_revision, head_revision, upgrade
 from recsys.db.sources import IngestError, open_table
 from recsys.db.tables import items, ratings, users
-from recsys.settings import get_settings
+from recsys.settings import Settings, get_settings
+from recsys.training import TrainConfig, train_from_database
 
 app = typer.Typer(
     help="recsys: ratings in a SQL database in, recommendations out.",
@@ -198,7 +200,7 @@ def dataset_info(
 
 @app.command()
 def quickstart() -> None:
-    """Migrate, load MovieLens-100k when the database has no ratings, build the data set."""
+    """Migrate, load MovieLens-100k (when the database has no ratings), train, recommend."""
     settings = get_settings()
     with database() as engine:
         url = engine.url.render_as_string(hide_password=False)
@@ -227,6 +229,133 @@ def quickstart() -> None:
             f"({time.perf_counter() - started:.2f} s)",
             highlight=False,
         )
+        artifact = settings.artifact_dir / "dot.pt"
+        if artifact.is_file():
+            out.print(
+                f"using the trained model {artifact} (`recsys train` retrains it)", highlight=False
+            )
+        else:
+            started = time.perf_counter()
+            learn = train_from_database(engine, TrainConfig(device=settings.device))
+            learn.save(artifact)
+            out.print(
+                f"trained DotProductBias in {time.perf_counter() - started:.1f} s, "
+                f"saved {artifact}",
+                highlight=False,
+            )
+        recommender = load_recommender(artifact)
+        user_id = recommender.user_map.ids[0]
+        top = recommender.recommend(user_id, n=5)
+        with engine.connect() as connection:
+            titles = dict(
+                connection.execute(
+                    select(items.c.external_id, items.c.title).where(
+                        items.c.external_id.in_([str(i) for i in top["item_id"]])
+                    )
+                ).all()
+            )
+    out.print(f"top 5 for user {user_id}:", highlight=False)
+    for row in top.itertuples():
+        out.print(
+            f"  {row.score:.2f}  {titles.get(str(row.item_id), row.item_id)}", highlight=False
+        )
+
+
+ModelOption = Annotated[
+    str, typer.Option("--model", help="dot (DotProductBias) or nn (EmbeddingNN).")
+]
+
+
+def _train_config(
+    settings: Settings,
+    model: str,
+    epochs: int | None,
+    lr: float | None,
+    wd: float | None,
+    factors: int | None,
+    batch_size: int | None,
+    valid_pct: float,
+    split: str,
+    seed: int,
+) -> TrainConfig:
+    if model not in ("dot", "nn"):
+        raise fail(f"--model must be dot or nn, not {model!r}")
+    if split not in ("random", "temporal"):
+        raise fail(f"--split must be random or temporal, not {split!r}")
+    return TrainConfig(
+        model=model,
+        n_factors=factors,
+        epochs=epochs,
+        lr=lr,
+        wd=wd,
+        valid_pct=valid_pct,
+        split=split,
+        seed=seed,
+        device=settings.device,
+        batch_size=batch_size,
+    )
+
+
+@app.command()
+def train(
+    model: ModelOption = "dot",
+    epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
+    lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
+    wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
+    factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
+    batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
+    valid_pct: float = typer.Option(0.2, help="Fraction of ratings held out for validation."),
+    split: str = typer.Option("random", help="random, or temporal (each user's latest)."),
+    seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
+) -> None:
+    """Train a collaborative model on the database's ratings and save it to the artifact folder."""
+    settings = get_settings()
+    config = _train_config(
+        settings, model, epochs, lr, wd, factors, batch_size, valid_pct, split, seed
+    )
+    with database() as engine:
+        _require_schema(engine)
+        try:
+            learn = train_from_database(engine, config)
+        except ValueError as error:
+            raise fail(str(error)) from None
+    path = learn.save(settings.artifact_dir / f"{config.model}.pt")
+    last = learn.recorder.rows[-1]
+    out.print(
+        f"saved {path} (valid rmse {last['rmse']:.4f}, mae {last['mae']:.4f})", highlight=False
+    )
+
+
+@app.command()
+def evaluate(
+    model: ModelOption = "dot",
+    valid_pct: float = typer.Option(0.2, help="Each user's latest fraction held out."),
+    k: int = typer.Option(10, min=1, help="Length of the recommendation lists."),
+    seed: int = typer.Option(42, help="Seed of the initial weights."),
+) -> None:
+    """Train on a per-user temporal split; report RMSE/MAE and top-k metrics beside popularity."""
+    from recsys.evaluate import evaluate as evaluate_learner
+
+    settings = get_settings()
+    config = _train_config(
+        settings, model, None, None, None, None, None, valid_pct, "temporal", seed
+    )
+    with database() as engine:
+        _require_schema(engine)
+        try:
+            learn = train_from_database(engine, config)
+        except ValueError as error:
+            raise fail(str(error)) from None
+    results = evaluate_learner(learn, k=k)
+    names = ["rmse", "mae", "precision", "recall", "ndcg", "map", "hit_rate", "coverage"]
+    headers = [f"{n}@{k}" if n in ("precision", "recall", "ndcg", "map") else n for n in names]
+    out.print(f"per-user temporal split ({valid_pct:.0%} held out), top-{k}", highlight=False)
+    out.print(f"{'model':<16}" + "".join(f"{h:>13}" for h in headers), highlight=False)
+    for model_name, metrics in results.items():
+        cells = "".join(f"{metrics[n]:>13.4f}" if n in metrics else f"{'-':>13}" for n in names)
+        out.print(f"{model_name:<16}{cells}", highlight=False)
+    users = int(next(iter(results.values()))["users"])
+    out.print(f"{users} users with a held-out rating >= 4 were ranked", highlight=False)
 
 
 @app.command()

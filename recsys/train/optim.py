@@ -36,8 +36,10 @@ class SparseAdamW(torch.optim.Optimizer):
         state = self.state[param]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(param)
-            state["exp_avg_sq"] = torch.zeros_like(param)
+            # Both Adam moments of a row side by side: one gather and one scatter per step.
+            state["moments"] = torch.zeros(
+                param.shape[0], 2, *param.shape[1:], dtype=param.dtype, device=param.device
+            )
             # log of the product of all shrink factors so far, and per row how much of it
             # the row has received; float64 so thousands of steps do not drift.
             state["log_decay"] = 0.0
@@ -49,38 +51,39 @@ class SparseAdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, wd = (
-                group["lr"],
-                group["betas"],
-                group["eps"],
-                group["weight_decay"],
-            )
+            lr, (beta1, beta2) = group["lr"], group["betas"]
+            eps, wd = group["eps"], group["weight_decay"]
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                grad = param.grad.coalesce()
                 state = self._state(param)
                 state["step"] += 1
                 state["log_decay"] += math.log1p(-lr * wd) if wd else 0.0
-                rows, values = grad.indices()[0], grad.values()
-                self._decay_rows(param, state, rows)
+                # Sum the gradients of repeated rows; cheaper than grad.coalesce(),
+                # which sorts the values along with the indices.
+                rows, inverse = torch.unique(param.grad._indices()[0], return_inverse=True)
+                grad = torch.zeros(
+                    len(rows), *param.shape[1:], dtype=param.dtype, device=param.device
+                )
+                grad.index_add_(0, inverse, param.grad._values())
 
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                m = exp_avg[rows].mul_(beta1).add_(values, alpha=1 - beta1)
-                v = exp_avg_sq[rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
-                exp_avg[rows], exp_avg_sq[rows] = m, v
+                moments = state["moments"].index_select(0, rows)
+                m = moments[:, 0].mul_(beta1).add_(grad, alpha=1 - beta1)
+                v = moments[:, 1].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                state["moments"].index_copy_(0, rows, moments)
                 correction1 = 1 - beta1 ** state["step"]
                 correction2 = 1 - beta2 ** state["step"]
-                denominator = (v / correction2).sqrt_().add_(eps)
-                param[rows] -= (lr / correction1) * m / denominator
+                denominator = v.div(correction2).sqrt_().add_(eps)
+                # The decay this row missed (and this step's), then the Adam step.
+                values = param.index_select(0, rows).mul_(self._pending_decay(param, state, rows))
+                values.addcdiv_(m, denominator, value=-lr / correction1)
+                param.index_copy_(0, rows, values)
+                state["row_log_decay"].index_fill_(0, rows, state["log_decay"])
 
     @staticmethod
-    def _decay_rows(param: nn.Parameter, state: dict, rows: torch.Tensor) -> None:
-        missed = state["log_decay"] - state["row_log_decay"][rows]
-        if torch.any(missed != 0):
-            factor = torch.exp(missed).to(param.dtype).unsqueeze(1)
-            param[rows] *= factor
-            state["row_log_decay"][rows] = state["log_decay"]
+    def _pending_decay(param: nn.Parameter, state: dict, rows: torch.Tensor) -> torch.Tensor:
+        missed = state["log_decay"] - state["row_log_decay"].index_select(0, rows)
+        return torch.exp(missed).to(param.dtype).view(-1, *([1] * (param.dim() - 1)))
 
     @torch.no_grad()
     def flush(self) -> None:
@@ -89,9 +92,9 @@ class SparseAdamW(torch.optim.Optimizer):
             for param in group["params"]:
                 state = self.state.get(param)
                 if state:
-                    self._decay_rows(
-                        param, state, torch.arange(param.shape[0], device=param.device)
-                    )
+                    factor = torch.exp(state["log_decay"] - state["row_log_decay"])
+                    param.mul_(factor.to(param.dtype).unsqueeze(1))
+                    state["row_log_decay"].fill_(state["log_decay"])
 
 
 class Optimizers:
