@@ -39,9 +39,8 @@ def make_learner(batch_size: int = 32, **kwargs: object) -> Learner:
         TensorBatches((x[:400], y[:400]), batch_size, shuffle=True, seed=0),
         TensorBatches((x[400:], y[400:]), 128),
     )
-    return Learner(
-        dls, Linear(), F.mse_loss, metrics=[rmse, mae], device="cpu", progress=False, **kwargs
-    )
+    kwargs.setdefault("device", "cpu")
+    return Learner(dls, Linear(), F.mse_loss, metrics=[rmse, mae], progress=False, **kwargs)
 
 
 def test_fit_one_cycle_drives_the_validation_loss_down() -> None:
@@ -167,7 +166,11 @@ def test_asking_for_cuda_without_one_is_a_clear_error() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_cuda_matches_the_cpu_path() -> None:
-    learn = make_learner(device="cuda")
-    learn.fit_one_cycle(3, 0.1)
-    assert next(learn.model.parameters()).is_cuda
-    assert learn.recorder.rows[-1]["rmse"] < 0.3
+    on_gpu, on_cpu = make_learner(device="cuda"), make_learner(device="cpu")
+    on_gpu.fit_one_cycle(6, 0.5)
+    on_cpu.fit_one_cycle(6, 0.5)
+    assert next(on_gpu.model.parameters()).is_cuda
+    assert on_gpu.recorder.rows[-1]["rmse"] < 0.3
+    assert on_gpu.recorder.rows[-1]["rmse"] == pytest.approx(
+        on_cpu.recorder.rows[-1]["rmse"], abs=0.05
+    )

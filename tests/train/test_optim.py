@@ -8,7 +8,7 @@ from recsys.train.optim import SparseAdamW
 
 
 def sparse_grad(values: torch.Tensor, rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape)
+    return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, check_invariants=True)
 
 
 def test_with_every_row_in_every_batch_it_equals_adamw() -> None:
