@@ -67,24 +67,10 @@ def main() -> None:
         print(f"database: {engine.url.render_as_string(hide_password=True)}")
 
         started = time.perf_counter()
-        ingest(
-            engine,
-            movielens.ratings_source(args.chunk_rows),
-            users_source=movielens.users_source(args.chunk_rows),
-            items_source=movielens.items_source(args.chunk_rows),
-            columns=movielens.COLUMNS,
-            rating_range=(1, 5),
-        )
+        movielens.load(engine, args.chunk_rows)
         print(f"movielens-100k load:        {time.perf_counter() - started:6.2f} s")
         started = time.perf_counter()
-        ingest(
-            engine,
-            movielens.ratings_source(args.chunk_rows),
-            users_source=movielens.users_source(args.chunk_rows),
-            items_source=movielens.items_source(args.chunk_rows),
-            columns=movielens.COLUMNS,
-            rating_range=(1, 5),
-        )
+        movielens.load(engine, args.chunk_rows)
         print(f"movielens-100k re-load:     {time.perf_counter() - started:6.2f} s (no changes)")
         timings = []
         for _ in range(5):

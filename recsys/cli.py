@@ -119,15 +119,7 @@ def load_movielens() -> None:
 def _load_movielens(engine: Engine, chunk_rows: int) -> None:
     started = time.perf_counter()
     with progress_bar() as progress:
-        report = ingest(
-            engine,
-            movielens.ratings_source(chunk_rows),
-            users_source=movielens.users_source(chunk_rows),
-            items_source=movielens.items_source(chunk_rows),
-            columns=movielens.COLUMNS,
-            rating_range=(1.0, 5.0),
-            progress=progress,
-        )
+        report = movielens.load(engine, chunk_rows, progress)
     _print_report(report, time.perf_counter() - started)
 
 

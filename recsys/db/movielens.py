@@ -6,8 +6,10 @@ from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
+from rich.progress import Progress
+from sqlalchemy import Engine
 
-from recsys.db.ingest import ColumnNames
+from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.sources import TableSource, from_frame
 
 BUNDLE = Path(str(files("recsys") / "bundled" / "movielens-100k"))
@@ -61,3 +63,16 @@ def items_source(chunk_rows: int) -> TableSource:
     )
     frame["release_date"] = frame["release_date"].dt.strftime("%Y-%m-%d").fillna("")
     return from_frame("movielens-100k/items.parquet", frame, chunk_rows)
+
+
+def load(engine: Engine, chunk_rows: int, progress: Progress | None = None) -> IngestReport:
+    """Ingest ratings, users and items in one transaction; a second load changes nothing."""
+    return ingest(
+        engine,
+        ratings_source(chunk_rows),
+        users_source=users_source(chunk_rows),
+        items_source=items_source(chunk_rows),
+        columns=COLUMNS,
+        rating_range=(1.0, 5.0),
+        progress=progress,
+    )
