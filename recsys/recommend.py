@@ -55,6 +55,10 @@ class Recommender:
         embeddings = model.item_embeddings().float()
         self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
+    def unit_item_embeddings(self) -> torch.Tensor:
+        """Item embeddings scaled to length 1: dot products are cosine similarities."""
+        return self._unit_items
+
     @torch.no_grad()
     def predict(
         self, pairs: pd.DataFrame, user_col: str = "user_id", item_col: str = "item_id"

@@ -1,0 +1,1 @@
+"""What a trained collaborative model learned: biases, a PCA map of items, neighbours."""

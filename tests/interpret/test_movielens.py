@@ -1,0 +1,37 @@
+"""On the real MovieLens-100k: the model's biases and neighbours make sense to a film fan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recsys.cli import app
+from recsys.collab import load_recommender
+from recsys.data.catalog import read_item_catalog
+from recsys.db.engine import make_engine
+from recsys.interpret.embeddings import bias_ranking, item_pca, similar_items
+
+STAR_WARS, EMPIRE, JEDI = "50", "172", "181"
+
+
+@pytest.mark.slow
+def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["quickstart"])
+    assert result.exit_code == 0, result.output
+    recommender = load_recommender(tmp_path / "artifacts" / "dot.pt")
+    engine = make_engine(cli_env)
+    catalog = read_item_catalog(engine)
+    engine.dispose()
+
+    lowest, highest = bias_ranking(recommender, catalog, n=10)
+    assert highest["mean_rating"].mean() > 4.0
+    assert lowest["mean_rating"].mean() < 2.5
+
+    neighbours = similar_items(recommender, STAR_WARS, n=5, catalog=catalog, min_ratings=20)
+    assert {EMPIRE, JEDI} <= set(neighbours["item_id"])
+
+    item_map = item_pca(recommender, catalog)
+    assert item_map.n_fitted > 800
+    assert item_map.explained_variance[0] > item_map.explained_variance[1] > 0.05
