@@ -1,0 +1,108 @@
+"""What every command shares: consoles, errors, the database, tables of text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from recsys.collab import load_recommender
+from recsys.data.ratings import UnknownIdError
+from recsys.db.engine import make_engine
+from recsys.db.migrate import current_revision, head_revision
+from recsys.interpret.embeddings import (
+    AmbiguousItemError,
+    resolve_item,
+)
+from recsys.recommend import Recommender
+from recsys.settings import Settings, get_settings
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def database() -> Iterator[Engine]:
+    """An engine on RECSYS_DATABASE_URL; connection failures become one clear line."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        yield engine
+    except SQLAlchemyError as error:
+        url = engine.url.render_as_string(hide_password=True)
+        raise fail(f"database {url}: {error.__class__.__name__}: {error.orig or error}") from None
+    finally:
+        engine.dispose()
+
+
+def progress_bar() -> Progress:
+    """A progress display that shows in a terminal and stays silent in logs."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def require_schema(engine: Engine) -> None:
+    if current_revision(engine) != head_revision(engine.url.render_as_string(False)):
+        raise fail("the database schema is not up to date: run `recsys db upgrade` first")
+
+
+ModelOption = Annotated[
+    str, typer.Option("--model", help="dot (DotProductBias) or nn (EmbeddingNN).")
+]
+
+
+def load_model(settings: Settings, model: str) -> Recommender:
+    path = settings.artifact_dir / f"{model}.pt"
+    if not path.is_file():
+        raise fail(f"no trained model at {path}: run `recsys train --model {model}` first")
+    return load_recommender(path)
+
+
+def print_frame(frame: pd.DataFrame, columns: dict[str, str]) -> None:
+    """Print chosen columns as aligned plain text; ``columns`` maps name -> format spec
+    (an empty spec: text, left-aligned)."""
+    texts = {
+        name: [format(v, spec) if pd.notna(v) else "-" for v in frame[name]]
+        for name, spec in columns.items()
+    }
+    widths = {name: max([len(name), *map(len, values)]) for name, values in texts.items()}
+    rows = [[name.rjust(widths[name]) for name in columns]]
+    for i in range(len(frame)):
+        rows.append(
+            [
+                texts[name][i].ljust(widths[name])
+                if spec == ""
+                else texts[name][i].rjust(widths[name])
+                for name, spec in columns.items()
+            ]
+        )
+    for cells in rows:
+        out.print("  ".join(cells).rstrip(), highlight=False)
+
+
+def resolve_item_query(catalog: pd.DataFrame, query: str) -> object:
+    try:
+        return resolve_item(catalog, query)
+    except (UnknownIdError, AmbiguousItemError) as error:
+        raise fail(f"{error}") from None

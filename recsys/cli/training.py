@@ -1,0 +1,105 @@
+"""Commands that train and evaluate models."""
+
+from __future__ import annotations
+
+import typer
+
+from recsys.cli.common import (
+    ModelOption,
+    database,
+    fail,
+    out,
+    require_schema,
+)
+from recsys.settings import Settings, get_settings
+from recsys.training import TrainConfig, train_from_database
+
+
+def _train_config(
+    settings: Settings,
+    model: str,
+    epochs: int | None,
+    lr: float | None,
+    wd: float | None,
+    factors: int | None,
+    batch_size: int | None,
+    valid_pct: float,
+    split: str,
+    seed: int,
+) -> TrainConfig:
+    if model not in ("dot", "nn"):
+        raise fail(f"--model must be dot or nn, not {model!r}")
+    if split not in ("random", "temporal"):
+        raise fail(f"--split must be random or temporal, not {split!r}")
+    return TrainConfig(
+        model=model,
+        n_factors=factors,
+        epochs=epochs,
+        lr=lr,
+        wd=wd,
+        valid_pct=valid_pct,
+        split=split,
+        seed=seed,
+        device=settings.device,
+        batch_size=batch_size,
+    )
+
+
+def train(
+    model: ModelOption = "dot",
+    epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
+    lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
+    wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
+    factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
+    batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
+    valid_pct: float = typer.Option(0.2, help="Fraction of ratings held out for validation."),
+    split: str = typer.Option("random", help="random, or temporal (each user's latest)."),
+    seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
+) -> None:
+    """Train a collaborative model on the database's ratings and save it to the artifact folder."""
+    settings = get_settings()
+    config = _train_config(
+        settings, model, epochs, lr, wd, factors, batch_size, valid_pct, split, seed
+    )
+    with database() as engine:
+        require_schema(engine)
+        try:
+            learn = train_from_database(engine, config)
+        except ValueError as error:
+            raise fail(str(error)) from None
+    path = learn.save(settings.artifact_dir / f"{config.model}.pt")
+    last = learn.recorder.rows[-1]
+    out.print(
+        f"saved {path} (valid rmse {last['rmse']:.4f}, mae {last['mae']:.4f})", highlight=False
+    )
+
+
+def evaluate(
+    model: ModelOption = "dot",
+    valid_pct: float = typer.Option(0.2, help="Each user's latest fraction held out."),
+    k: int = typer.Option(10, min=1, help="Length of the recommendation lists."),
+    seed: int = typer.Option(42, help="Seed of the initial weights."),
+) -> None:
+    """Train on a per-user temporal split; report RMSE/MAE and top-k metrics beside popularity."""
+    from recsys.evaluate import evaluate as evaluate_learner
+
+    settings = get_settings()
+    config = _train_config(
+        settings, model, None, None, None, None, None, valid_pct, "temporal", seed
+    )
+    with database() as engine:
+        require_schema(engine)
+        try:
+            learn = train_from_database(engine, config)
+        except ValueError as error:
+            raise fail(str(error)) from None
+    results = evaluate_learner(learn, k=k)
+    names = ["rmse", "mae", "precision", "recall", "ndcg", "map", "hit_rate", "coverage"]
+    headers = [f"{n}@{k}" if n in ("precision", "recall", "ndcg", "map") else n for n in names]
+    out.print(f"per-user temporal split ({valid_pct:.0%} held out), top-{k}", highlight=False)
+    out.print(f"{'model':<16}" + "".join(f"{h:>13}" for h in headers), highlight=False)
+    for model_name, metrics in results.items():
+        cells = "".join(f"{metrics[n]:>13.4f}" if n in metrics else f"{'-':>13}" for n in names)
+        out.print(f"{model_name:<16}{cells}", highlight=False)
+    users = int(next(iter(results.values()))["users"])
+    out.print(f"{users} users with a held-out rating >= 4 were ranked", highlight=False)
