@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 
 from recsys.collab import CollabData, CollabLearner, collab_learner
 from recsys.data.ratings import read_ratings
+from recsys.registry import fail_version, finish_version, start_version
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,26 @@ def train_from_database(
     )
     learn.fit_one_cycle(config.epochs, config.lr, config.wd)
     return learn
+
+
+def train_and_register(
+    engine: Engine, config: TrainConfig, artifact_dir: Path, progress: bool = True
+) -> tuple[int, CollabLearner]:
+    """Train, save the weights as a new model version and make it the active one.
+
+    The version row is written first (``training``) so that a run that dies is
+    visible as ``failed`` afterwards; the weights file is written atomically.
+    """
+    version_id = start_version(engine, config.model, asdict(config))
+    try:
+        learn = train_from_database(engine, config, progress)
+        path = learn.save(artifact_dir / "versions" / f"{version_id}-{config.model}.pt")
+        last = learn.recorder.rows[-1]
+        metrics = {name: last[name] for name in ("rmse", "mae", "valid_loss", "train_loss")}
+        metrics["n_train"] = learn.data.dls.train.n_rows
+        metrics["n_valid"] = learn.data.dls.valid.n_rows
+        finish_version(engine, version_id, metrics, path)
+    except BaseException as error:
+        fail_version(engine, version_id, f"{type(error).__name__}: {error}")
+        raise
+    return version_id, learn

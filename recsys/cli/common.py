@@ -23,7 +23,8 @@ from recsys.interpret.embeddings import (
     resolve_item,
 )
 from recsys.recommend import Recommender
-from recsys.settings import Settings, get_settings
+from recsys.registry import active_version, get_version
+from recsys.settings import get_settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -72,11 +73,22 @@ ModelOption = Annotated[
 ]
 
 
-def load_model(settings: Settings, model: str) -> Recommender:
-    path = settings.artifact_dir / f"{model}.pt"
-    if not path.is_file():
-        raise fail(f"no trained model at {path}: run `recsys train --model {model}` first")
-    return load_recommender(path)
+def load_model(engine: Engine, version_id: int | None = None) -> Recommender:
+    """The active model version (or ``version_id``) as a Recommender."""
+    version = active_version(engine) if version_id is None else get_version(engine, version_id)
+    if version is None or version.artifact_path is None:
+        which = (
+            "no model version is active"
+            if version_id is None
+            else (f"no ready model version {version_id}")
+        )
+        raise fail(f"{which}: run `recsys train` first")
+    return load_recommender(version.artifact_path)
+
+
+VersionOption = Annotated[
+    int | None, typer.Option("--version", help="Model version id [the active one].")
+]
 
 
 def print_frame(frame: pd.DataFrame, columns: dict[str, str]) -> None:

@@ -12,19 +12,20 @@ from sqlalchemy import Engine, func, select
 from recsys.cli.common import (
     database,
     fail,
+    load_model,
     out,
     progress_bar,
     require_schema,
 )
-from recsys.collab import load_recommender
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
 from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.migrate import current_revision, upgrade
 from recsys.db.sources import IngestError, open_table
 from recsys.db.tables import items, ratings, users
+from recsys.registry import active_version
 from recsys.settings import get_settings
-from recsys.training import TrainConfig, train_from_database
+from recsys.training import TrainConfig, train_and_register
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 load_app = typer.Typer(help="Load a bundled data set.", no_args_is_help=True)
@@ -142,7 +143,7 @@ def dataset_info(
 
 
 def quickstart() -> None:
-    """Migrate, load MovieLens-100k (when the database has no ratings), train, recommend."""
+    """Migrate, load MovieLens-100k (when the database has no ratings), train, recommend, serve."""
     settings = get_settings()
     with database() as engine:
         url = engine.url.render_as_string(hide_password=False)
@@ -171,21 +172,23 @@ def quickstart() -> None:
             f"({time.perf_counter() - started:.2f} s)",
             highlight=False,
         )
-        artifact = settings.artifact_dir / "dot.pt"
-        if artifact.is_file():
+        version = active_version(engine)
+        if version is not None:
             out.print(
-                f"using the trained model {artifact} (`recsys train` retrains it)", highlight=False
+                f"serving model version {version.id} ({version.kind}); `recsys train` retrains",
+                highlight=False,
             )
         else:
             started = time.perf_counter()
-            learn = train_from_database(engine, TrainConfig(device=settings.device))
-            learn.save(artifact)
+            version_id, _ = train_and_register(
+                engine, TrainConfig(device=settings.device), settings.artifact_dir
+            )
             out.print(
-                f"trained DotProductBias in {time.perf_counter() - started:.1f} s, "
-                f"saved {artifact}",
+                f"trained DotProductBias in {time.perf_counter() - started:.1f} s: "
+                f"model version {version_id} is active",
                 highlight=False,
             )
-        recommender = load_recommender(artifact)
+        recommender = load_model(engine)
         user_id = recommender.user_map.ids[0]
         top = recommender.recommend(user_id, n=5)
         with engine.connect() as connection:

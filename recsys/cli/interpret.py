@@ -8,7 +8,7 @@ import pandas as pd
 import typer
 
 from recsys.cli.common import (
-    ModelOption,
+    VersionOption,
     database,
     fail,
     load_model,
@@ -26,7 +26,6 @@ from recsys.interpret.embeddings import (
 )
 from recsys.interpret.embeddings import explain as explain_item
 from recsys.interpret.plots import plot_biases, plot_item_map
-from recsys.settings import get_settings
 
 interpret_app = typer.Typer(help="What a trained model learned.", no_args_is_help=True)
 
@@ -36,14 +35,13 @@ BIAS_COLUMNS = {"bias": ".3f", "n_ratings": "d", "mean_rating": ".2f"}
 @interpret_app.command("biases")
 def interpret_biases(
     n: int = typer.Option(10, "-n", min=1, help="How many at each end."),
-    model: ModelOption = "dot",
+    version: VersionOption = None,
     users_too: bool = typer.Option(False, "--users", help="Also list user biases."),
     plot: Path | None = typer.Option(None, help="Write a bar chart of the item biases (PNG)."),
 ) -> None:
     """Items everyone rates above (or below) what their taste vectors predict."""
-    settings = get_settings()
-    recommender = load_model(settings, model)
     with database() as engine:
+        recommender = load_model(engine, version)
         catalog = read_item_catalog(engine)
         user_stats = read_user_stats(engine) if users_too else None
     try:
@@ -69,13 +67,12 @@ def interpret_pca(
     components: int = typer.Option(3, min=1, help="Principal components to keep."),
     min_ratings: int = typer.Option(20, min=0, help="Fit on items with this many ratings."),
     n: int = typer.Option(5, "-n", min=1, help="Items shown at each end of a component."),
-    model: ModelOption = "dot",
+    version: VersionOption = None,
     plot: Path | None = typer.Option(None, help="Write the PC1/PC2 map of items (PNG)."),
 ) -> None:
     """Principal components of the item embeddings, and the items at both ends of each."""
-    settings = get_settings()
-    recommender = load_model(settings, model)
     with database() as engine:
+        recommender = load_model(engine, version)
         catalog = read_item_catalog(engine)
     try:
         item_map = item_pca(recommender, catalog, components, min_ratings)
@@ -99,12 +96,11 @@ def similar(
     item: str = typer.Argument(..., help="Item id, or part of its title."),
     n: int = typer.Option(10, "-n", min=1, help="How many neighbours."),
     min_ratings: int = typer.Option(0, min=0, help="Leave out neighbours with fewer ratings."),
-    model: ModelOption = "dot",
+    version: VersionOption = None,
 ) -> None:
     """Items nearest to ITEM by cosine similarity of their embeddings."""
-    settings = get_settings()
-    recommender = load_model(settings, model)
     with database() as engine:
+        recommender = load_model(engine, version)
         catalog = read_item_catalog(engine)
     item_id = resolve_item_query(catalog, item)
     try:
@@ -120,12 +116,11 @@ def explain(
     user_id: str = typer.Argument(..., help="External user id."),
     item: str = typer.Argument(..., help="Item id, or part of its title."),
     n: int = typer.Option(3, "-n", min=1, help="How many reasons."),
-    model: ModelOption = "dot",
+    version: VersionOption = None,
 ) -> None:
     """Why ITEM suits USER_ID: the user's liked items most similar to it."""
-    settings = get_settings()
-    recommender = load_model(settings, model)
     with database() as engine:
+        recommender = load_model(engine, version)
         catalog = read_item_catalog(engine)
         user_ratings = read_user_ratings(engine, user_id)
     item_id = resolve_item_query(catalog, item)

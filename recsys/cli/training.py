@@ -12,7 +12,7 @@ from recsys.cli.common import (
     require_schema,
 )
 from recsys.settings import Settings, get_settings
-from recsys.training import TrainConfig, train_from_database
+from recsys.training import TrainConfig, train_and_register, train_from_database
 
 
 def _train_config(
@@ -56,7 +56,7 @@ def train(
     split: str = typer.Option("random", help="random, or temporal (each user's latest)."),
     seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
 ) -> None:
-    """Train a collaborative model on the database's ratings and save it to the artifact folder."""
+    """Train a collaborative model on the database's ratings; register and activate it."""
     settings = get_settings()
     config = _train_config(
         settings, model, epochs, lr, wd, factors, batch_size, valid_pct, split, seed
@@ -64,13 +64,14 @@ def train(
     with database() as engine:
         require_schema(engine)
         try:
-            learn = train_from_database(engine, config)
+            version_id, learn = train_and_register(engine, config, settings.artifact_dir)
         except ValueError as error:
             raise fail(str(error)) from None
-    path = learn.save(settings.artifact_dir / f"{config.model}.pt")
     last = learn.recorder.rows[-1]
     out.print(
-        f"saved {path} (valid rmse {last['rmse']:.4f}, mae {last['mae']:.4f})", highlight=False
+        f"model version {version_id} is active (valid rmse {last['rmse']:.4f}, "
+        f"mae {last['mae']:.4f})",
+        highlight=False,
     )
 
 

@@ -119,4 +119,4 @@ def test_commands_say_when_no_model_was_trained(cli_env: str) -> None:
     upgrade(cli_env)
     result = runner.invoke(app, ["interpret", "biases"])
     assert result.exit_code == 1
-    assert "run `recsys train --model dot` first" in result.output
+    assert "no model version is active: run `recsys train` first" in result.output

@@ -12,6 +12,7 @@ from recsys.collab import load_recommender
 from recsys.data.catalog import read_item_catalog
 from recsys.db.engine import make_engine
 from recsys.interpret.embeddings import bias_ranking, item_pca, similar_items
+from recsys.registry import active_version
 
 STAR_WARS, EMPIRE, JEDI = "50", "172", "181"
 
@@ -20,8 +21,10 @@ STAR_WARS, EMPIRE, JEDI = "50", "172", "181"
 def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["quickstart"])
     assert result.exit_code == 0, result.output
-    recommender = load_recommender(tmp_path / "artifacts" / "dot.pt")
     engine = make_engine(cli_env)
+    version = active_version(engine)
+    assert version is not None
+    recommender = load_recommender(version.artifact_path)
     catalog = read_item_catalog(engine)
     engine.dispose()
 
