@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import install_error_handlers
-from api.routes import health
+from api.routes import explorer, health, items, models, ratings, recommendations
+from api.state import ServiceState
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,12 +28,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
+        app.state.service = ServiceState()
+        # Load once at start; scoring never touches the database afterwards. With the
+        # database unreachable the service still starts, and /ready says why it is not.
+        with contextlib.suppress(SQLAlchemyError):
+            app.state.service.load_active(app.state.engine)
         try:
             yield
         finally:
             app.state.engine.dispose()
 
-    app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="recsys",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Recommendations, rating predictions and similar items, in your own ids.",
+    )
     install_error_handlers(app)
-    app.include_router(health.router)
+    for module in (health, recommendations, items, explorer, ratings, models):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.deps import EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
 from recsys.db.migrate import current_revision, head_revision
 
@@ -19,22 +20,22 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-def ready(request: Request) -> dict[str, str]:
-    """The database answers and its schema is current."""
-    engine = request.app.state.engine
+def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str, object]:
+    """The database answers, its schema is current, and a model is loaded."""
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(engine)
     except SQLAlchemyError as error:
-        raise ServiceError(
-            503, "database_unavailable", f"database does not answer: {error}"
-        ) from None
-    head = head_revision(request.app.state.settings.database_url)
+        message = f"database does not answer: {error}"
+        raise ServiceError(503, "database_unavailable", message) from None
+    head = head_revision(settings.database_url)
     if revision != head:
         raise ServiceError(
             503,
             "schema_outdated",
             f"database at revision {revision}, expected {head}: run `recsys db upgrade`",
         )
-    return {"status": "ready", "schema_revision": revision}
+    if state.model is None:
+        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
+    return {"status": "ready", "schema_revision": revision, "model_version": state.model.version.id}

@@ -9,12 +9,17 @@ from api.main import create_app
 from recsys.settings import Settings
 
 
-def test_health_and_ready_on_a_migrated_database(engine: Engine, settings: Settings) -> None:
+def test_health_and_readiness_without_a_model(engine: Engine, settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json() == {"status": "ok"}
         ready = client.get("/ready")
-    assert ready.status_code == 200
-    assert ready.json()["schema_revision"] == "0001"
+        recommendations = client.get("/users/u1/recommendations")
+        no_active = client.get("/models/active")
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "no_model"
+    assert recommendations.status_code == 503
+    assert "run `recsys train`" in recommendations.json()["error"]["message"]
+    assert no_active.status_code == 404
 
 
 def test_ready_says_what_is_missing_on_an_unmigrated_database(settings: Settings) -> None:

@@ -1,0 +1,52 @@
+"""Request dependencies: settings, engine, the loaded model, the API key check."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import Engine
+
+from api.errors import ServiceError
+from api.state import LoadedModel, ServiceState
+from recsys.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+    """The active model; 503 until one has been trained."""
+    if state.model is None:
+        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
+    return state.model
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings_dep)],
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    """Writes need ``X-API-Key`` when RECSYS_API_KEY is set: 401 without it, 403 if wrong."""
+    if settings.api_key is None:
+        return
+    if x_api_key is None:
+        raise ServiceError(401, "missing_api_key", "this endpoint needs the X-API-Key header")
+    if not secrets.compare_digest(x_api_key, settings.api_key):
+        raise ServiceError(403, "wrong_api_key", "the X-API-Key header is not the right key")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+StateDep = Annotated[ServiceState, Depends(get_state)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+ApiKeyDep = Depends(require_api_key)

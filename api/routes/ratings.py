@@ -1,0 +1,47 @@
+"""Feedback: new ratings, validated like the CLI's ingestion and stored all or nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from fastapi import APIRouter
+
+from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
+from api.errors import ServiceError
+from api.schemas import FeedbackRequest, FeedbackResult
+from recsys.db.ingest import ingest
+from recsys.db.sources import IngestError, from_frame
+
+router = APIRouter(tags=["ratings"])
+
+
+@router.post("/ratings", response_model=FeedbackResult, dependencies=[ApiKeyDep])
+def add_ratings(
+    body: FeedbackRequest, engine: EngineDep, settings: SettingsDep, state: StateDep
+) -> dict:
+    """Store a batch of ratings (all or nothing); the next training run uses them.
+
+    They count at once as "seen" for users the model knows, so recommendations
+    stop offering what the user just rated.
+    """
+    rows = pd.DataFrame([r.model_dump() for r in body.ratings])
+    # A rating without a timestamp happened now.
+    rows["timestamp"] = rows["timestamp"].fillna(int(time.time())).astype("int64")
+    try:
+        report = ingest(
+            engine,
+            from_frame("ratings", rows, chunk_rows=settings.ingest_chunk_rows),
+            rating_range=(settings.rating_min, settings.rating_max),
+        )
+    except IngestError as error:
+        raise ServiceError(422, "invalid_rating", f"{error} (nothing was stored)") from None
+    if state.model is not None:
+        state.model.record_feedback(rows)
+    return {
+        "received": report.ratings_read,
+        "inserted": report.ratings_inserted,
+        "updated": report.ratings_updated,
+        "users_created": report.users_created,
+        "items_created": report.items_created,
+    }

@@ -1,0 +1,113 @@
+"""Request and response bodies (kept apart from the database tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MAX_PAIRS = 1_000
+MAX_FEEDBACK = 10_000
+
+ExternalId = Field(min_length=1, max_length=255)
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    title: str | None
+    score: float
+
+
+class RecommendedItem(ScoredItem):
+    genres: list[str]
+    because_you_liked: str | None = Field(
+        description="Title of the user's liked item most similar to this one."
+    )
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    model_version: int | None
+    fallback: str | None = Field(description="'popular' when the user was unknown to the model.")
+    items: list[RecommendedItem]
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    title: str | None
+    model_version: int
+    items: list[ScoredItem]
+
+
+class PopularItem(BaseModel):
+    item_id: str
+    title: str | None
+    genres: list[str]
+    n_ratings: int
+    mean_rating: float | None
+
+
+class Pair(BaseModel):
+    user_id: str = ExternalId
+    item_id: str = ExternalId
+
+
+class PredictionRequest(BaseModel):
+    pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS)
+
+
+class Prediction(Pair):
+    rating: float
+
+
+class Predictions(BaseModel):
+    model_version: int
+    predictions: list[Prediction]
+
+
+class RatingIn(BaseModel):
+    user_id: str = ExternalId
+    item_id: str = ExternalId
+    rating: float = Field(allow_inf_nan=False)
+    timestamp: int | None = Field(default=None, ge=0, description="Unix seconds; default now.")
+
+
+class FeedbackRequest(BaseModel):
+    ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_FEEDBACK)
+
+
+class FeedbackResult(BaseModel):
+    received: int
+    inserted: int
+    updated: int
+    users_created: int
+    items_created: int
+
+
+class ExplorerItem(BaseModel):
+    item_id: str
+    title: str | None
+    genres: list[str]
+    n_ratings: int
+    bias: float | None
+    pc1: float
+    pc2: float
+    pc3: float | None
+
+
+class ExplorerData(BaseModel):
+    model_version: int
+    explained_variance: list[float]
+    items: list[ExplorerItem]
+
+
+class ModelVersionOut(BaseModel):
+    id: int
+    kind: str
+    created_at: datetime
+    status: str
+    is_active: bool
+    metrics: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    error: str | None
