@@ -20,6 +20,7 @@ run: $(BIN)/recsys
 
 test: $(BIN)/recsys
 	bash scripts/ensure-postgres
+	bash scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

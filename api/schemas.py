@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 MAX_PAIRS = 1_000
 MAX_FEEDBACK = 10_000
+MAX_TIMESTAMP = 32_503_680_000  # 3000-01-01, as the ingestion checks
 
 ExternalId = Field(min_length=1, max_length=255)
 
@@ -70,7 +71,9 @@ class RatingIn(BaseModel):
     user_id: str = ExternalId
     item_id: str = ExternalId
     rating: float = Field(allow_inf_nan=False)
-    timestamp: int | None = Field(default=None, ge=0, description="Unix seconds; default now.")
+    timestamp: int | None = Field(
+        default=None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds; default now."
+    )
 
 
 class FeedbackRequest(BaseModel):

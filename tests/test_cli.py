@@ -125,9 +125,9 @@ def test_movielens_loads_exactly_once(cli_env: str) -> None:
 
 @pytest.mark.slow
 def test_quickstart_is_idempotent(cli_env: str) -> None:
-    first = runner.invoke(app, ["quickstart"])
+    first = runner.invoke(app, ["quickstart", "--no-serve"])
     assert first.exit_code == 0, first.output
-    second = runner.invoke(app, ["quickstart"])
+    second = runner.invoke(app, ["quickstart", "--no-serve"])
     assert second.exit_code == 0, second.output
     assert "not loading MovieLens-100k again" in second.output
     assert "data set: 100,000 ratings, 943 users, 1,682 items" in second.output

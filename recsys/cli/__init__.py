@@ -6,6 +6,7 @@ import typer
 
 from recsys.cli.data import dataset_app, db_app, ingest_app, load_app, quickstart
 from recsys.cli.interpret import explain, interpret_app, similar
+from recsys.cli.serving import serve
 from recsys.cli.training import evaluate, train
 
 app = typer.Typer(
@@ -18,17 +19,5 @@ app.add_typer(load_app, name="load")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(interpret_app, name="interpret")
-for command in (quickstart, train, evaluate, similar, explain):
+for command in (quickstart, train, evaluate, similar, explain, serve):
     app.command()(command)
-
-
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, min=1, help="Worker processes."),
-) -> None:
-    """Serve the HTTP API with uvicorn."""
-    import uvicorn  # the server is only needed by this command
-
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)

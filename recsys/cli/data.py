@@ -17,6 +17,7 @@ from recsys.cli.common import (
     progress_bar,
     require_schema,
 )
+from recsys.cli.serving import serve
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
 from recsys.db.ingest import ColumnNames, IngestReport, ingest
@@ -142,7 +143,11 @@ def dataset_info(
     )
 
 
-def quickstart() -> None:
+def quickstart(
+    serve_api: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the API."),
+    host: str = typer.Option("127.0.0.1", help="Interface to serve on."),
+    port: int = typer.Option(8000, help="Port to serve on."),
+) -> None:
     """Migrate, load MovieLens-100k (when the database has no ratings), train, recommend, serve."""
     settings = get_settings()
     with database() as engine:
@@ -204,3 +209,9 @@ def quickstart() -> None:
         out.print(
             f"  {row.score:.2f}  {titles.get(str(row.item_id), row.item_id)}", highlight=False
         )
+    if serve_api:
+        out.print(
+            f"serving on http://{host}:{port} (explorer: /explorer, API docs: /docs); Ctrl-C stops",
+            highlight=False,
+        )
+        serve(host=host, port=port, workers=1)

@@ -12,6 +12,8 @@ import pandas as pd
 
 from recsys.db.sources import Chunk, IngestError
 
+MAX_TIMESTAMP = 32_503_680_000  # 3000-01-01 in Unix seconds
+
 
 def _first_bad(mask: pd.Series | np.ndarray) -> int:
     return int(np.flatnonzero(np.asarray(mask))[0])
@@ -88,6 +90,14 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
     else:
         numeric = pd.to_numeric(raw, errors="coerce")
         if numeric.notna().all():
+            outside = ((numeric < 0) | (numeric > MAX_TIMESTAMP)).to_numpy()
+            if outside.any():
+                position = _first_bad(outside)
+                raise IngestError(
+                    source,
+                    f"{column} {numeric.iloc[position]:g} is not a Unix time between 1970 and 3000",
+                    chunk.first_row + position,
+                )
             return numeric.astype("int64")
         parsed = pd.to_datetime(
             raw.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601"

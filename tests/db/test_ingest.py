@@ -95,6 +95,7 @@ def test_reingesting_the_same_file_changes_nothing_and_new_values_update(
         (("", "i9", "3", "1010"), "empty id in column 'user_id'"),
         (("u9", " ", "3", "1010"), "empty id in column 'item_id'"),
         (("u9", "i9", "3", "yesterday"), "timestamp 'yesterday' is neither Unix seconds"),
+        (("u9", "i9", "3", "1e20"), "timestamp 1e+20 is not a Unix time between 1970 and 3000"),
         (("u2", "i1", "3", "1010"), "duplicate rating of item 'i1' by user 'u2': row 3 has it"),
     ],
 )

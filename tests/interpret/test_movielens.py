@@ -19,7 +19,7 @@ STAR_WARS, EMPIRE, JEDI = "50", "172", "181"
 
 @pytest.mark.slow
 def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["quickstart"])
+    result = CliRunner().invoke(app, ["quickstart", "--no-serve"])
     assert result.exit_code == 0, result.output
     engine = make_engine(cli_env)
     version = active_version(engine)
