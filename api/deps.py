@@ -1,4 +1,8 @@
-"""Request dependencies: settings, engine, the loaded model, the API key check."""
+"""Request dependencies: settings, engine, the loaded model, the API key check.
+
+All are ``async``: they only read app state, and FastAPI would otherwise hop to its
+thread pool for each of them on every request.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +17,26 @@ from api.state import LoadedModel, ServiceState
 from recsys.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+async def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
     """The active model; 503 until one has been trained."""
     if state.model is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     return state.model
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings_dep)],
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import torch
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One scoring thread per worker: a request's matrix product is small, and idle
+        # OpenMP threads spinning between requests would starve the other workers.
+        torch.set_num_threads(settings.api_torch_threads)
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
         app.state.service = ServiceState()

@@ -39,6 +39,8 @@ class LoadedModel:
     popular: list[str]  # catalog item ids, most rated first
     explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
     explained_variance: list[float]
+    item_titles: list[str | None] = field(default_factory=list)  # by model item index
+    item_genres: list[list[str]] = field(default_factory=list)  # by model item index
     seen: dict[int, set[int]] = field(default_factory=dict)  # user index -> item indices
     liked: dict[int, set[int]] = field(default_factory=dict)  # rated LIKED_AT or more
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -88,6 +90,11 @@ class LoadedModel:
             explorer,
             [float(v) for v in item_map.explained_variance],
         )
+        # Plain lists for the request path: indexing pandas per item costs more than scoring.
+        loaded.item_titles = [title_or_none(t) for t in model_catalog["title"]]
+        loaded.item_genres = [
+            list(g) if isinstance(g, list) else [] for g in model_catalog["genres"]
+        ]
         loaded._index_ratings(engine)
         return loaded
 
@@ -162,23 +169,22 @@ def recommend(
     top_scores, top_items = torch.topk(scores, min(n, len(scores)))
     keep = torch.isfinite(top_scores)
     top_scores, top_items = top_scores[keep], top_items[keep]
-    because: list[str | None] = [None] * len(top_items)
-    if liked and len(top_items):
+    items, scores_out = top_items.tolist(), top_scores.tolist()
+    because: list[str | None] = [None] * len(items)
+    if liked and items:
         units = model.recommender.unit_item_embeddings()
         similarity = units[top_items] @ units[torch.tensor(liked)].T  # (n, liked)
-        closest = similarity.argmax(dim=1).tolist()
-        titles = model.model_catalog["title"]
-        because = [title_or_none(titles.iloc[liked[c]]) for c in closest]
-    rows = model.model_catalog.iloc[top_items.numpy()]
+        because = [model.item_titles[liked[c]] for c in similarity.argmax(dim=1).tolist()]
+    ids = model.recommender.item_map.ids
     return [
         {
-            "item_id": row.item_id,
-            "title": title_or_none(row.title),
-            "genres": row.genres or [],
-            "score": float(score),
+            "item_id": str(ids[item]),
+            "title": model.item_titles[item],
+            "genres": model.item_genres[item],
+            "score": score,
             "because_you_liked": reason,
         }
-        for row, score, reason in zip(rows.itertuples(), top_scores.tolist(), because, strict=True)
+        for item, score, reason in zip(items, scores_out, because, strict=True)
     ]
 
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     rating_min: float = Field(default=0.5, description="Smallest rating ingestion accepts.")
     rating_max: float = Field(default=5.0, description="Largest rating ingestion accepts.")
     ingest_chunk_rows: int = Field(default=50_000, gt=0, description="Rows read per chunk.")
+    api_torch_threads: int = Field(default=1, gt=0, description="Torch threads per API worker.")
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

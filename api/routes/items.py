@@ -17,7 +17,7 @@ router = APIRouter(tags=["items"])
 
 
 @router.get("/items/{item_id}/similar", response_model=SimilarItems)
-def similar(
+async def similar(
     item_id: str,
     model: ModelDep,
     n: Annotated[int, Query(ge=1, le=500)] = 10,
@@ -52,7 +52,7 @@ def similar(
 
 
 @router.post("/predictions", response_model=Predictions)
-def predictions(body: PredictionRequest, model: ModelDep) -> dict:
+async def predictions(body: PredictionRequest, model: ModelDep) -> dict:
     """Predicted ratings for (user, item) pairs, in the order given."""
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
     try:
