@@ -105,3 +105,66 @@ def get_version(engine: Engine, version_id: int) -> ModelVersion | None:
             select(model_versions).where(model_versions.c.id == version_id)
         ).first()
     return _version(row) if row is not None else None
+
+
+class ActivationError(ValueError):
+    """A version that cannot be served: unknown, not ready, or its weights do not load."""
+
+
+def check_artifact(version: ModelVersion) -> None:
+    """Refuse a version whose weights file is missing or does not load."""
+    from recsys.collab import load_recommender  # the registry itself needs no torch
+
+    if version.status != "ready" or version.artifact_path is None:
+        raise ActivationError(f"model version {version.id} is {version.status}, not ready")
+    try:
+        load_recommender(version.artifact_path)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise ActivationError(
+            f"model version {version.id}: its weights at {version.artifact_path} do not load "
+            f"({type(error).__name__}: {error})"
+        ) from error
+
+
+def activate(engine: Engine, version_id: int) -> ModelVersion:
+    """Make a ready version the active one, after checking that its weights load."""
+    version = get_version(engine, version_id)
+    if version is None:
+        raise ActivationError(f"there is no model version {version_id}")
+    check_artifact(version)
+    with engine.begin() as connection:
+        connection.execute(
+            update(model_versions).values(is_active=False).where(model_versions.c.is_active)
+        )
+        connection.execute(
+            update(model_versions).where(model_versions.c.id == version_id).values(is_active=True)
+        )
+    return get_version(engine, version_id)  # type: ignore[return-value]
+
+
+def rollback(engine: Engine) -> ModelVersion:
+    """Activate the newest ready version older than the active one."""
+    current = active_version(engine)
+    candidates = [
+        v
+        for v in list_versions(engine)
+        if v.status == "ready" and (current is None or v.id < current.id)
+    ]
+    if not candidates:
+        raise ActivationError("there is no earlier ready version to roll back to")
+    return activate(engine, candidates[0].id)
+
+
+def fail_stale(engine: Engine) -> int:
+    """Mark versions left ``training`` by a run that died as ``failed``; returns how many.
+
+    Runs one at a time (one trainer), so any ``training`` row seen when a new run
+    starts belongs to a run that is gone.
+    """
+    with engine.begin() as connection:
+        return connection.execute(
+            update(model_versions)
+            .where(model_versions.c.status == "training")
+            .values(status="failed", error="the training run stopped before it finished")
+            .execution_options(preserve_rowcount=True)
+        ).rowcount

@@ -6,12 +6,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import pandas as pd
 import torch
 from sqlalchemy import Engine
 
-from recsys.collab import CollabData, CollabLearner, collab_learner
+from recsys.collab import CollabData, CollabLearner, collab_learner, load_recommender
 from recsys.data.ratings import read_ratings
-from recsys.registry import fail_version, finish_version, start_version
+from recsys.registry import (
+    active_version,
+    fail_stale,
+    fail_version,
+    finish_version,
+    start_version,
+)
 
 
 @dataclass(frozen=True)
@@ -60,14 +68,60 @@ def train_from_database(
     return learn
 
 
-def train_and_register(
-    engine: Engine, config: TrainConfig, artifact_dir: Path, progress: bool = True
-) -> tuple[int, CollabLearner]:
-    """Train, save the weights as a new model version and make it the active one.
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished run: its version, whether it is now served, and why."""
 
+    version_id: int
+    learn: CollabLearner
+    promoted: bool
+    reason: str
+
+
+def compare_with_active(engine: Engine, learn: CollabLearner) -> tuple[float, float, int] | None:
+    """RMSE of the new model and of the active one on the new validation rows both can score.
+
+    Returns None when no version is active. The active model is re-evaluated on
+    today's held-out ratings, so the comparison is like for like.
+    """
+    version = active_version(engine)
+    if version is None:
+        return None
+    active = load_recommender(version.artifact_path)
+    x, _y = (t.cpu() for t in learn.data.dls.valid.tensors)
+    users = learn.data.user_map.ids[x[:, 0].numpy()]
+    items = learn.data.item_map.ids[x[:, 1].numpy()]
+    known = np.array(
+        [u in active.user_map and i in active.item_map for u, i in zip(users, items, strict=True)],
+        dtype=bool,
+    )
+    if not known.any():
+        return float("nan"), float("nan"), 0
+    new_predictions, targets = (t.cpu().numpy() for t in learn.get_preds())
+    pairs = pd.DataFrame({"user_id": users[known], "item_id": items[known]})
+    old_predictions = active.predict(pairs)
+
+    def rmse(predictions: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((predictions - targets[known]) ** 2)))
+
+    return rmse(new_predictions[known]), rmse(old_predictions), int(known.sum())
+
+
+def train_and_register(
+    engine: Engine,
+    config: TrainConfig,
+    artifact_dir: Path,
+    progress: bool = True,
+    promote: Literal["auto", "always", "never"] = "always",
+) -> TrainResult:
+    """Train, save the weights as a new model version, and promote it per ``promote``.
+
+    ``auto`` activates the new version only if its validation RMSE beats the active
+    version's on the same held-out ratings; ``always`` and ``never`` do what they say.
     The version row is written first (``training``) so that a run that dies is
     visible as ``failed`` afterwards; the weights file is written atomically.
     """
+    fail_stale(engine)
     version_id = start_version(engine, config.model, asdict(config))
     try:
         learn = train_from_database(engine, config, progress)
@@ -76,8 +130,31 @@ def train_and_register(
         metrics = {name: last[name] for name in ("rmse", "mae", "valid_loss", "train_loss")}
         metrics["n_train"] = learn.data.dls.train.n_rows
         metrics["n_valid"] = learn.data.dls.valid.n_rows
-        finish_version(engine, version_id, metrics, path)
+        promoted, reason = _decide(engine, learn, promote, metrics)
+        finish_version(engine, version_id, metrics, path, activate=promoted)
     except BaseException as error:
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise
-    return version_id, learn
+    return TrainResult(version_id, learn, promoted, reason)
+
+
+def _decide(
+    engine: Engine, learn: CollabLearner, promote: str, metrics: dict[str, float]
+) -> tuple[bool, str]:
+    if promote == "always":
+        return True, "--promote always"
+    if promote == "never":
+        return False, "--promote never"
+    comparison = compare_with_active(engine, learn)
+    if comparison is None:
+        return True, "no version was active"
+    new, old, n_rows = comparison
+    metrics["active_rmse_on_this_split"] = old
+    if n_rows == 0:
+        return True, "the active version knows none of the validation users and items"
+    if new < old:
+        return True, f"valid RMSE {new:.4f} beats the active version's {old:.4f} ({n_rows} ratings)"
+    return (
+        False,
+        f"valid RMSE {new:.4f} does not beat the active version's {old:.4f} ({n_rows} ratings)",
+    )

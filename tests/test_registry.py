@@ -10,7 +10,15 @@ from sqlalchemy import Engine
 from recsys.collab import load_recommender
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
-from recsys.registry import active_version, list_versions
+from recsys.registry import (
+    ActivationError,
+    activate,
+    active_version,
+    get_version,
+    list_versions,
+    rollback,
+    start_version,
+)
 from recsys.training import TrainConfig, train_and_register
 from tests.factories import two_taste_groups
 
@@ -23,8 +31,8 @@ def test_a_run_is_registered_ready_with_metrics_and_becomes_active(
     train, _ = two_taste_groups()
     ingest(engine, from_frame("ratings", train, 500))
 
-    first, _ = train_and_register(engine, SMALL, tmp_path, progress=False)
-    second, _ = train_and_register(engine, SMALL, tmp_path, progress=False)
+    first = train_and_register(engine, SMALL, tmp_path, progress=False).version_id
+    second = train_and_register(engine, SMALL, tmp_path, progress=False).version_id
 
     versions = list_versions(engine)
     assert [v.id for v in versions] == [second, first]
@@ -46,3 +54,59 @@ def test_a_failed_run_is_recorded_and_the_active_version_stays(
     assert failed.status == "failed"
     assert "no ratings" in (failed.error or "")
     assert active_version(engine) is None
+
+
+def load_taste_groups(engine: Engine) -> None:
+    train, _ = two_taste_groups()
+    ingest(engine, from_frame("ratings", train, 500))
+
+
+def test_auto_promotion_needs_a_better_rmse_on_the_same_held_out_ratings(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load_taste_groups(engine)
+    good = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
+    first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
+    assert first.promoted
+    assert first.reason == "no version was active"
+
+    worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
+    second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")
+    assert not second.promoted
+    assert "does not beat the active version's" in second.reason
+    assert active_version(engine).id == first.version_id
+    assert list_versions(engine)[0].status == "ready"  # kept, just not served
+
+    never = train_and_register(engine, good, tmp_path, progress=False, promote="never")
+    assert not never.promoted
+    assert active_version(engine).id == first.version_id
+
+
+def test_activation_refuses_a_damaged_artifact_and_rollback_goes_back_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load_taste_groups(engine)
+    first = train_and_register(engine, SMALL, tmp_path, progress=False).version_id
+    second = train_and_register(engine, SMALL, tmp_path, progress=False).version_id
+    assert active_version(engine).id == second
+
+    assert rollback(engine).id == first
+    assert activate(engine, second).id == second
+
+    Path(get_version(engine, first).artifact_path).write_bytes(b"not a model")
+    with pytest.raises(
+        ActivationError, match=f"model version {first}: its weights at .* do not load"
+    ):
+        activate(engine, first)
+    assert active_version(engine).id == second
+    with pytest.raises(ActivationError, match="there is no model version 999"):
+        activate(engine, 999)
+
+
+def test_a_run_that_died_is_marked_failed_by_the_next_one(engine: Engine, tmp_path: Path) -> None:
+    load_taste_groups(engine)
+    dead = start_version(engine, "dot", {})  # as a SIGKILLed run leaves it
+    train_and_register(engine, SMALL, tmp_path, progress=False)
+    stale = get_version(engine, dead)
+    assert stale.status == "failed"
+    assert "stopped before it finished" in stale.error

@@ -6,6 +6,7 @@ import typer
 
 from recsys.cli.data import dataset_app, db_app, ingest_app, load_app, quickstart
 from recsys.cli.interpret import explain, interpret_app, similar
+from recsys.cli.models import models_app
 from recsys.cli.serving import serve
 from recsys.cli.training import evaluate, train
 
@@ -19,5 +20,6 @@ app.add_typer(load_app, name="load")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(interpret_app, name="interpret")
+app.add_typer(models_app, name="models")
 for command in (quickstart, train, evaluate, similar, explain, serve):
     app.command()(command)

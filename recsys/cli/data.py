@@ -185,9 +185,9 @@ def quickstart(
             )
         else:
             started = time.perf_counter()
-            version_id, _ = train_and_register(
+            version_id = train_and_register(
                 engine, TrainConfig(device=settings.device), settings.artifact_dir
-            )
+            ).version_id
             out.print(
                 f"trained DotProductBias in {time.perf_counter() - started:.1f} s: "
                 f"model version {version_id} is active",

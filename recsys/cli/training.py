@@ -55,22 +55,28 @@ def train(
     valid_pct: float = typer.Option(0.2, help="Fraction of ratings held out for validation."),
     split: str = typer.Option("random", help="random, or temporal (each user's latest)."),
     seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
+    promote: str = typer.Option(
+        "auto", help="auto: activate only if it beats the active version; always; never."
+    ),
 ) -> None:
-    """Train a collaborative model on the database's ratings; register and activate it."""
+    """Train a collaborative model on the database's ratings; register it, maybe promote it."""
     settings = get_settings()
     config = _train_config(
         settings, model, epochs, lr, wd, factors, batch_size, valid_pct, split, seed
     )
+    if promote not in ("auto", "always", "never"):
+        raise fail(f"--promote must be auto, always or never, not {promote!r}")
     with database() as engine:
         require_schema(engine)
         try:
-            version_id, learn = train_and_register(engine, config, settings.artifact_dir)
+            result = train_and_register(engine, config, settings.artifact_dir, promote=promote)
         except ValueError as error:
             raise fail(str(error)) from None
-    last = learn.recorder.rows[-1]
+    last = result.learn.recorder.rows[-1]
+    state = "is now active" if result.promoted else "was not promoted"
     out.print(
-        f"model version {version_id} is active (valid rmse {last['rmse']:.4f}, "
-        f"mae {last['mae']:.4f})",
+        f"model version {result.version_id} {state}: {result.reason} "
+        f"(valid rmse {last['rmse']:.4f}, mae {last['mae']:.4f})",
         highlight=False,
     )
 
