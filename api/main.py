@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import torch
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +21,17 @@ from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+async def _follow_registry(app: FastAPI, every_seconds: float) -> None:
+    """Poll the registry; load a newly activated version off the event loop, then swap.
+
+    Each worker polls on its own, so with several workers each one swaps itself.
+    """
+    while True:
+        await asyncio.sleep(every_seconds)
+        with contextlib.suppress(SQLAlchemyError):  # a database hiccup: try next time
+            await run_in_threadpool(app.state.service.follow_registry, app.state.engine)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,9 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # database unreachable the service still starts, and /ready says why it is not.
         with contextlib.suppress(SQLAlchemyError):
             app.state.service.load_active(app.state.engine)
+        watcher = (
+            asyncio.create_task(_follow_registry(app, settings.model_poll_seconds))
+            if settings.model_poll_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             app.state.engine.dispose()
 
     app = FastAPI(

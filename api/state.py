@@ -8,6 +8,7 @@ database round-trip. Feedback updates the seen and liked sets in place.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from recsys.recommend import Recommender
 from recsys.registry import ModelVersion, active_version
 
 LIKED_AT = 4.0
+logger = logging.getLogger("recsys.api")
 
 
 @dataclass
@@ -135,14 +137,41 @@ class LoadedModel:
 
 
 class ServiceState:
-    """The loaded model (or None before the first training run)."""
+    """The loaded model (or None before the first training run).
+
+    Swapping is one attribute assignment: a request holds the LoadedModel it
+    started with, so requests in flight finish on the old model and new ones get
+    the new model; nothing waits and nothing fails during a swap.
+    """
 
     def __init__(self) -> None:
         self.model: LoadedModel | None = None
+        self.refused: set[int] = set()  # versions whose weights did not load
 
     def load_active(self, engine: Engine) -> None:
         version = active_version(engine)
         self.model = LoadedModel.load(engine, version) if version is not None else None
+
+    def follow_registry(self, engine: Engine) -> bool:
+        """Load the registry's active version if it is not the one served; True if swapped.
+
+        A version whose weights fail to load is logged, remembered and skipped; the
+        current model keeps serving.
+        """
+        version = active_version(engine)
+        served = self.model.version.id if self.model is not None else None
+        if version is None or version.id == served or version.id in self.refused:
+            return False
+        try:
+            self.model = LoadedModel.load(engine, version)
+        except Exception:
+            self.refused.add(version.id)
+            logger.exception(
+                "model version %s could not be loaded; still serving %s", version.id, served
+            )
+            return False
+        logger.info("now serving model version %s (was %s)", version.id, served)
+        return True
 
 
 class UnknownGenreError(ValueError):

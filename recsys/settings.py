@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     rating_max: float = Field(default=5.0, description="Largest rating ingestion accepts.")
     ingest_chunk_rows: int = Field(default=50_000, gt=0, description="Rows read per chunk.")
     api_torch_threads: int = Field(default=1, gt=0, description="Torch threads per API worker.")
+    model_poll_seconds: float = Field(
+        default=5.0, ge=0, description="How often the API checks for a new active model (0: never)."
+    )
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

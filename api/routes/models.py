@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from sqlalchemy import Engine
 
-from api.deps import EngineDep
+from api.deps import ApiKeyDep, EngineDep
 from api.errors import ServiceError
 from api.schemas import ModelVersionOut
-from recsys.registry import active_version, list_versions
+from recsys.registry import (
+    ActivationError,
+    ModelVersion,
+    activate,
+    active_version,
+    list_versions,
+    rollback,
+)
 
 router = APIRouter(tags=["models"])
 
@@ -27,3 +36,28 @@ def active(engine: EngineDep) -> dict:
     if version is None:
         raise ServiceError(404, "no_active_model", "no model version is active yet")
     return asdict(version)
+
+
+def _swap(request: Request, engine: Engine, change: Callable[[Engine], ModelVersion]) -> dict:
+    try:
+        version = change(engine)
+    except ActivationError as error:
+        status = 404 if "there is no model version" in str(error) else 409
+        code = "unknown_version" if status == 404 else "cannot_activate"
+        raise ServiceError(status, code, f"{error}; the active version is unchanged") from None
+    request.app.state.service.follow_registry(engine)  # this worker now; others poll
+    return asdict(version)
+
+
+@router.post(
+    "/models/{version_id}/activate", response_model=ModelVersionOut, dependencies=[ApiKeyDep]
+)
+def activate_version(version_id: int, request: Request, engine: EngineDep) -> dict:
+    """Serve this version from now on (its weights are checked first)."""
+    return _swap(request, engine, lambda e: activate(e, version_id))
+
+
+@router.post("/models/rollback", response_model=ModelVersionOut, dependencies=[ApiKeyDep])
+def rollback_version(request: Request, engine: EngineDep) -> dict:
+    """Serve the newest ready version older than the active one."""
+    return _swap(request, engine, rollback)
