@@ -152,9 +152,8 @@ def _decide(
     metrics["active_rmse_on_this_split"] = old
     if n_rows == 0:
         return True, "the active version knows none of the validation users and items"
-    if new < old:
-        return True, f"valid RMSE {new:.4f} beats the active version's {old:.4f} ({n_rows} ratings)"
-    return (
-        False,
-        f"valid RMSE {new:.4f} does not beat the active version's {old:.4f} ({n_rows} ratings)",
+    verdict = "beats" if new < old else "does not beat"
+    return new < old, (
+        f"valid RMSE {new:.4f} {verdict} the active version's {old:.4f} on the same "
+        f"{n_rows} held-out ratings"
     )

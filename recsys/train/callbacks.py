@@ -111,7 +111,8 @@ class Recorder(Callback):
 
 
 class ProgressCallback(Callback):
-    """A progress bar in a terminal, and one plain line per epoch everywhere."""
+    """In a terminal: a progress bar and a table row per epoch. Otherwise (logs): one
+    ``key=value`` line per epoch."""
 
     order = 60
 
@@ -148,6 +149,11 @@ class ProgressCallback(Callback):
         self.progress.remove_task(self.task)
         row = self.learn.recorder.rows[-1]
         names = list(row)
+        if not self.console.is_terminal:  # logs (cron, compose): one key=value line per epoch
+            values = [f"epoch={int(row['epoch'])}"]
+            values += [f"{n}={row[n]:.4f}" for n in names if n != "epoch"]
+            self.console.print(f"event=epoch_end {' '.join(values)}", highlight=False)
+            return
         if not self.header_printed:
             self.console.print("  ".join(f"{n:>10}" for n in names), highlight=False)
             self.header_printed = True

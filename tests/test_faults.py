@@ -1,0 +1,174 @@
+"""Fault tests with real processes: a killed training run, a model swap under load,
+an unreachable database. The previously active model must keep serving throughout."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from recsys.db import movielens
+from recsys.db.engine import make_engine
+from recsys.db.migrate import upgrade
+from recsys.registry import active_version, get_version, list_versions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A migrated SQLite database holding MovieLens-100k, for child processes."""
+    url = f"sqlite:///{tmp_path / 'recsys.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    movielens.load(engine, 50_000)
+    engine.dispose()
+    return {
+        **os.environ,
+        "RECSYS_DATABASE_URL": url,
+        "PYTHONUNBUFFERED": "1",
+        "RECSYS_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "RECSYS_MODEL_POLL_SECONDS": "0.2",
+    }
+
+
+def recsys(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recsys", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def engine(env: dict[str, str]) -> Iterator[Engine]:
+    engine = make_engine(env["RECSYS_DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model_serving(
+    env: dict[str, str], engine: Engine
+) -> None:
+    assert recsys(env, "train", "--epochs", "1").returncode == 0
+    before = active_version(engine)
+    versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
+    files_before = sorted(p.name for p in versions_dir.iterdir())
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "train", "--epochs", "500", "--promote", "always"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:  # wait until it is really training
+        if line.startswith("event=epoch_end epoch=0"):
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    killed = list_versions(engine)[0]
+    assert killed.status == "training"  # what a SIGKILL leaves; the next run cleans it up
+    assert sorted(p.name for p in versions_dir.iterdir()) == files_before
+    assert active_version(engine) == before
+
+    after = recsys(env, "train", "--epochs", "1", "--promote", "never")
+    assert after.returncode == 0, after.stderr
+    assert get_version(engine, killed.id).status == "failed"
+    assert active_version(engine) == before
+
+
+def test_activating_a_version_under_load_fails_no_request(
+    env: dict[str, str], engine: Engine
+) -> None:
+    assert recsys(env, "train", "--epochs", "1").returncode == 0
+    assert recsys(env, "train", "--epochs", "2", "--promote", "never").returncode == 0
+    old, new = active_version(engine).id, list_versions(engine)[0].id
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+
+        results: list[tuple[int, str, float]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            rng = random.Random(threading.get_ident())
+            with httpx.Client(base_url=base, timeout=10) as client:
+                while not stop.is_set():
+                    response = client.get(f"/users/{rng.randint(1, 943)}/recommendations")
+                    results.append(
+                        (
+                            response.status_code,
+                            response.headers.get("X-Model-Version", ""),
+                            time.monotonic(),
+                        )
+                    )
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        assert recsys(env, "models", "activate", str(new)).returncode == 0
+        switched_at = time.monotonic()
+        time.sleep(6)  # polling every 0.2 s, loading the new model takes a second or two
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert len(results) > 100
+    assert {status for status, _, _ in results} == {200}
+    versions = [version for _, version, _ in results]
+    assert str(old) in versions
+    late = [version for _, version, at in results if at > switched_at + 4]
+    assert late
+    assert set(late) == {str(new)}  # both workers moved over
+
+
+def test_an_unreachable_database_at_job_start_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "RECSYS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "RECSYS_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+    }
+    result = recsys(env, "train")
+    assert result.returncode == 1
+    assert "error: database postgresql+psycopg://nobody@127.0.0.1:1/none: OperationalError" in (
+        result.stderr
+    )
+    assert not (tmp_path / "artifacts").exists()
