@@ -25,6 +25,7 @@ from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.registry import build_model
 from recsys.recommend import Recommender, SeenItems
+from recsys.train import distributed
 from recsys.train.learner import FitDefaults, Learner, load_payload, resolve_device
 from recsys.train.metrics import mae, rmse
 
@@ -219,8 +220,10 @@ def collab_learner(
     if sparse is None:
         # Sparse updates win on the CPU; on a GPU the fused dense AdamW measured faster
         # even at 1M x 100k (see the README's benchmark figures).
+        # Under torchrun the tables stay dense: DDP averages dense gradients.
         on_cpu = resolve_device(kwargs.get("device", "auto")).type == "cpu"
-        sparse = on_cpu and data.n_users + data.n_items > SPARSE_ROWS
+        single = distributed.current() is None
+        sparse = on_cpu and single and data.n_users + data.n_items > SPARSE_ROWS
     if use_nn:
         model = EmbeddingNN(
             EmbeddingNNConfig(

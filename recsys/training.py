@@ -20,6 +20,7 @@ from recsys.registry import (
     finish_version,
     start_version,
 )
+from recsys.train import distributed
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,18 @@ def train_and_register(
     version's on the same held-out ratings; ``always`` and ``never`` do what they say.
     The version row is written first (``training``) so that a run that dies is
     visible as ``failed`` afterwards; the weights file is written atomically.
+    Under ``torchrun`` every rank trains its shard and rank 0 alone evaluates,
+    writes the weights and registers the version.
     """
+    context = distributed.current()
+    if context is not None and not context.is_main:
+        # Under torchrun, the other ranks only train their shard; rank 0 does the rest.
+        return TrainResult(
+            0,
+            train_from_database(engine, config, progress=False),
+            False,
+            f"rank {context.rank} trains; rank 0 registers",
+        )
     fail_stale(engine)
     version_id = start_version(engine, config.model, asdict(config))
     try:

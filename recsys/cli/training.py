@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.distributed
 import typer
 
 from recsys.cli.common import (
@@ -12,6 +13,7 @@ from recsys.cli.common import (
     require_schema,
 )
 from recsys.settings import Settings, get_settings
+from recsys.train import distributed
 from recsys.training import TrainConfig, train_and_register, train_from_database
 
 
@@ -72,6 +74,11 @@ def train(
             result = train_and_register(engine, config, settings.artifact_dir, promote=promote)
         except ValueError as error:
             raise fail(str(error)) from None
+    if result.learn.context is not None:
+        distributed.barrier()
+        torch.distributed.destroy_process_group()
+        if not result.learn.context.is_main:
+            return
     last = result.learn.recorder.rows[-1]
     state = "is now active" if result.promoted else "was not promoted"
     out.print(

@@ -36,13 +36,15 @@ class TensorBatches:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = torch.Generator().manual_seed(seed)
+        self.shard: tuple[int, int] | None = None  # (rank, world size) when data-parallel
 
     @property
     def n_rows(self) -> int:
         return len(self.tensors[0])
 
     def __len__(self) -> int:
-        full, rest = divmod(self.n_rows, self.batch_size)
+        rows = self.n_rows // self.shard[1] if self.shard is not None else self.n_rows
+        full, rest = divmod(rows, self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
     def to(self, device: torch.device | str) -> TensorBatches:
@@ -54,12 +56,42 @@ class TensorBatches:
             drop_last=self.drop_last,
         )
         moved.generator = self.generator
+        moved.shard = self.shard
         return moved
+
+    def sharded(self, rank: int, world_size: int) -> TensorBatches:
+        """This rank's share for data-parallel training.
+
+        Every rank draws the same permutation each epoch (same seed) and keeps every
+        ``world_size``-th row of it, cut to equal lengths so ranks step together;
+        the batch is split too, so the global batch stays the size asked for.
+        """
+        shard = TensorBatches(
+            self.tensors,
+            max(self.batch_size // world_size, 1),
+            self.shuffle,
+            drop_last=self.drop_last,
+        )
+        shard.generator = self.generator
+        shard.shard = (rank, world_size)
+        return shard
+
+    def _order(self) -> torch.Tensor | None:
+        if self.shuffle:
+            order = torch.randperm(self.n_rows, generator=self.generator)
+        elif self.shard is not None:
+            order = torch.arange(self.n_rows)
+        else:
+            return None
+        if self.shard is not None:
+            rank, world_size = self.shard
+            order = order[rank::world_size][: self.n_rows // world_size]
+        return order.to(self.tensors[0].device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         tensors = self.tensors
-        if self.shuffle:
-            order = torch.randperm(self.n_rows, generator=self.generator).to(tensors[0].device)
+        order = self._order()
+        if order is not None:
             tensors = tuple(t[order] for t in tensors)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield tuple(t[start : start + self.batch_size] for t in tensors)

@@ -321,3 +321,10 @@ class LRFinder(Callback):
 
     def before_validate(self) -> None:
         raise CancelValidation
+
+
+class SkipValidation(Callback):
+    """Skips validation on data-parallel ranks other than 0 (rank 0 evaluates)."""
+
+    def before_validate(self) -> None:
+        raise CancelValidation

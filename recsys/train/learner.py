@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from recsys.data.loaders import DataLoaders, to_device
+from recsys.data.loaders import DataLoaders, TensorBatches, to_device
 from recsys.models.registry import build_model, model_config
+from recsys.train import distributed
 from recsys.train.callbacks import (
     Callback,
     CancelFit,
@@ -30,6 +32,7 @@ from recsys.train.callbacks import (
     ParamScheduler,
     ProgressCallback,
     Recorder,
+    SkipValidation,
 )
 from recsys.train.optim import Optimizers, make_optimizer
 from recsys.train.schedules import one_cycle_lr, one_cycle_momentum
@@ -54,6 +57,15 @@ EVENTS = (
 
 def _order(cb: Callback) -> int:
     return cb.order
+
+
+def _shard(dls: DataLoaders, context: distributed.Distributed) -> DataLoaders:
+    if not isinstance(dls.train, TensorBatches):
+        raise NotImplementedError(
+            "data-parallel training needs in-memory TensorBatches; a DataLoader would need a "
+            "DistributedSampler"
+        )
+    return DataLoaders(dls.train.sharded(context.rank, context.world_size), dls.valid)
 
 
 def resolve_device(choice: str | torch.device | None = "auto") -> torch.device:
@@ -121,6 +133,13 @@ class Learner:
         progress: bool = True,
         fit_defaults: FitDefaults = FitDefaults(),
     ) -> None:
+        self.context = distributed.current()
+        if self.context is not None:
+            # Data-parallel under torchrun: this rank's device and share of the batches;
+            # only rank 0 shows progress and validates.
+            device = distributed.device_for(self.context)
+            dls = _shard(dls, self.context)
+            progress = progress and self.context.is_main
         self.device = resolve_device(device)
         self.dls = dls.to(self.device)
         self.model = model.to(self.device)
@@ -133,6 +152,9 @@ class Learner:
         self.recorder = Recorder()
         self.cbs: list[Callback] = []
         self.add_cbs([self.recorder, *([ProgressCallback()] if progress else []), *cbs])
+        if self.context is not None and not self.context.is_main:
+            self.add_cbs([SkipValidation()])
+        self.train_model: nn.Module = self.model  # what the training step calls
         self.valid_results: dict[str, float] = {}
 
     # -- callbacks -------------------------------------------------------------------------
@@ -181,6 +203,10 @@ class Learner:
         """Train ``n_epoch`` epochs at constant ``lr`` (callbacks may schedule it)."""
         if self.opt is None:
             self.opt = make_optimizer(self.model, lr=lr, wd=self.wd)
+        if self.context is not None and self.train_model is self.model:
+            # Gradients are averaged across ranks after each backward pass.
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.set_hyper("lr", lr)
         self.set_hyper("wd", self.wd if wd is None else wd)
         self.n_epoch = n_epoch
@@ -233,7 +259,7 @@ class Learner:
         self.batch = batch
         self._event("before_batch")
         with self._autocast():
-            self.pred = self.model(*batch[:-1])
+            self.pred = self.train_model(*batch[:-1])
             self.loss = self.loss_func(self.pred, batch[-1])
         self._event("after_loss")
         self.loss.backward()
