@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from recsys.interpret.embeddings import ItemMap
+from recsys.train.plots import save_figure  # also selects the headless Agg backend
 
 
 def _label(row: pd.Series, width: int = 28) -> str:
@@ -62,8 +60,7 @@ def plot_item_map(
     axes.set_xlabel(f"PC{x} ({variance[x - 1]:.0%} of variance)")
     axes.set_ylabel(f"PC{y} ({variance[y - 1]:.0%} of variance)")
     axes.set_title(f"Item embeddings: the {len(coordinates)} most-rated items")
-    figure.tight_layout()
-    return _save(figure, Path(path))
+    return save_figure(figure, Path(path))
 
 
 def plot_biases(lowest: pd.DataFrame, highest: pd.DataFrame, path: Path | str) -> Path:
@@ -76,12 +73,4 @@ def plot_biases(lowest: pd.DataFrame, highest: pd.DataFrame, path: Path | str) -
     axes.set_yticks(range(len(frame)), labels, fontsize=8)
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_xlabel("learned bias")
-    figure.tight_layout()
-    return _save(figure, Path(path))
-
-
-def _save(figure: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, Path(path))

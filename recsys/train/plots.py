@@ -19,11 +19,7 @@ def plot_losses(train: list[float], valid: list[tuple[float, float]], path: Path
     axes.set_xlabel("batch")
     axes.set_ylabel("loss")
     axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_lr_find(
@@ -38,6 +34,11 @@ def plot_lr_find(
     for name, lr in suggestions.items():
         axes.axvline(lr, linestyle="--", alpha=0.6, label=f"{name}: {lr:.2e}")
     axes.legend()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: plt.Figure, path: Path) -> Path:
+    """Write a figure as PNG (creating its folder) and free it."""
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
