@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from recsys.collab import CollabData, CollabLearner, collab_learner, load_recommender
 from recsys.data.ratings import read_ratings
+from recsys.db.tables import ratings
 from recsys.registry import (
     active_version,
     fail_stale,
@@ -67,6 +70,22 @@ def train_from_database(
     )
     learn.fit_one_cycle(config.epochs, config.lr, config.wd)
     return learn
+
+
+def data_snapshot(engine: Engine) -> dict[str, int]:
+    """What the run trained on: how many ratings, up to which time."""
+    with engine.connect() as connection:
+        count, latest = connection.execute(
+            select(func.count(), func.max(ratings.c.timestamp))
+        ).one()
+    return {"n_ratings": int(count), "max_timestamp": int(latest or 0)}
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that produced an artifact, for whoever loads it later."""
+    return {name: metadata.version(name) for name in ("recsys", "torch", "numpy", "pandas")} | {
+        "python": platform.python_version()
+    }
 
 
 @dataclass(frozen=True)
@@ -136,12 +155,20 @@ def train_and_register(
     fail_stale(engine)
     version_id = start_version(engine, config.model, asdict(config))
     try:
+        snapshot = data_snapshot(engine)
         learn = train_from_database(engine, config, progress)
-        path = learn.save(artifact_dir / "versions" / f"{version_id}-{config.model}.pt")
+        metadata = {
+            "version_id": version_id,
+            "config": asdict(config),
+            "data": snapshot,
+            "libraries": library_versions(),
+        }
+        path = learn.save(artifact_dir / "versions" / f"{version_id}-{config.model}.pt", metadata)
         last = learn.recorder.rows[-1]
         metrics = {name: last[name] for name in ("rmse", "mae", "valid_loss", "train_loss")}
         metrics["n_train"] = learn.data.dls.train.n_rows
         metrics["n_valid"] = learn.data.dls.valid.n_rows
+        metrics.update(snapshot)
         promoted, reason = _decide(engine, learn, promote, metrics)
         finish_version(engine, version_id, metrics, path, activate=promoted)
     except BaseException as error:

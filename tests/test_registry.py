@@ -19,6 +19,7 @@ from recsys.registry import (
     rollback,
     start_version,
 )
+from recsys.train.learner import load_payload
 from recsys.training import TrainConfig, train_and_register
 from tests.factories import two_taste_groups
 
@@ -42,7 +43,13 @@ def test_a_run_is_registered_ready_with_metrics_and_becomes_active(
     assert active.status == "ready"
     assert active.hyperparameters["epochs"] == 2
     assert set(active.metrics) >= {"rmse", "mae", "n_train", "n_valid"}
+    assert active.metrics["n_ratings"] == len(train)
+    assert active.metrics["max_timestamp"] == train["timestamp"].max()
     assert load_recommender(active.artifact_path).recommend("u1", n=1).shape == (1, 2)
+    saved = load_payload(active.artifact_path)["metadata"]
+    assert saved["data"] == {"n_ratings": len(train), "max_timestamp": 1019}
+    assert set(saved["libraries"]) == {"recsys", "torch", "numpy", "pandas", "python"}
+    assert saved["config"]["epochs"] == 2
 
 
 def test_a_failed_run_is_recorded_and_the_active_version_stays(

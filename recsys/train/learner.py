@@ -349,14 +349,18 @@ class Learner:
         """What a subclass needs besides the model to work after loading (id maps, ...)."""
         return {}
 
-    def save(self, path: Path | str) -> Path:
-        """Write the model's class, config and weights (and extra state) to ``path`` atomically."""
+    def save(self, path: Path | str, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the model's class, config and weights (and extra state) to ``path`` atomically.
+
+        ``metadata`` (plain values: what data, which library versions) travels along.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "model": model_config(self.model),
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "extra": self.extra_state(),
+            "metadata": metadata or {},
         }
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         torch.save(payload, temporary)
