@@ -61,7 +61,10 @@ def fit_ease(
         )
     model = EASE(EASEConfig(n_users, n_items, l2))
     x = model.interactions
-    x[torch.from_numpy(users), torch.from_numpy(items)] = 1.0
+    x[
+        torch.as_tensor(np.asarray(users, dtype=np.int64)),
+        torch.as_tensor(np.asarray(items, dtype=np.int64)),
+    ] = 1.0
     gram = (x.T @ x).double()
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
