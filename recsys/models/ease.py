@@ -61,10 +61,7 @@ def fit_ease(
         )
     model = EASE(EASEConfig(n_users, n_items, l2))
     x = model.interactions
-    x[
-        torch.as_tensor(np.asarray(users, dtype=np.int64)),
-        torch.as_tensor(np.asarray(items, dtype=np.int64)),
-    ] = 1.0
+    x[torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long)] = 1.0
     gram = (x.T @ x).double()
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
