@@ -18,7 +18,7 @@ def test_each_users_held_out_favourite_ranks_in_their_top_three() -> None:
     model = fit_ease(users, items, n_users=40, n_items=20, l2=10.0)
 
     scores = model.score_all_items(torch.arange(40))
-    scores[torch.from_numpy(users), torch.from_numpy(items)] = -torch.inf  # seen
+    scores[torch.tensor(users), torch.tensor(items)] = -torch.inf  # seen
     top3 = torch.topk(scores, 3, dim=1).indices.numpy()
     for row in held_out.itertuples():
         assert int(row.item_id[1:]) in top3[int(row.user_id[1:])]
