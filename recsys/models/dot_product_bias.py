@@ -16,7 +16,8 @@ class DotProductBiasConfig:
     n_users: int
     n_items: int
     n_factors: int = 50
-    y_range: tuple[float, float] = (0.0, 5.5)
+    # None: raw scores, for ranking objectives where only the order matters.
+    y_range: tuple[float, float] | None = (0.0, 5.5)
     # Sparse gradients touch only the rows in a batch: the fast path for big tables.
     sparse: bool = False
 
@@ -43,13 +44,18 @@ class DotProductBias(nn.Module):
         users, items = x[:, 0], x[:, 1]
         dot = (self._rows(self.user_factors, users) * self._rows(self.item_factors, items)).sum(1)
         biases = self._rows(self.user_bias, users)[:, 0] + self._rows(self.item_bias, items)[:, 0]
-        return sigmoid_range(dot + biases, *self.config.y_range)
+        return self._squash(dot + biases)
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
         """Predicted ratings of every item for each user: (len(users), n_items), one matmul."""
         logits = self.user_factors[users] @ self.item_factors.T  # (B, n_items)
         logits += self.user_bias[users] + self.item_bias.T
+        return self._squash(logits)
+
+    def _squash(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.config.y_range is None:
+            return logits
         return sigmoid_range(logits, *self.config.y_range)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
