@@ -7,7 +7,7 @@ beside the tensors for serving (index -> id) and lookup (id -> index).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,16 +57,6 @@ class IdMap:
     def indices(self, external_ids: Iterable[object]) -> np.ndarray:
         """Indices of many external ids; UnknownIdError names the first unknown one."""
         return np.fromiter((self.index(i) for i in external_ids), dtype=np.int64)
-
-    @classmethod
-    def from_values(cls, kind: str, values: Sequence[object] | np.ndarray) -> IdMap:
-        """The distinct values, sorted, so the map does not depend on row order."""
-        return cls(kind, np.asarray(sorted(set(values), key=_sort_key), dtype=object))
-
-
-def _sort_key(value: object) -> tuple[int, object]:
-    # Numbers before strings, each in natural order, so 2 comes before 10.
-    return (0, value) if isinstance(value, int | float | np.number) else (1, str(value))
 
 
 @dataclass
