@@ -92,6 +92,14 @@ def interpret_pca(
         out.print(f"wrote {plot_item_map(item_map, plot)}", highlight=False)
 
 
+def _not_in_model(item_id: object) -> str:
+    return f"item {item_id!r} has no ratings in the model's training data"
+
+
+def _title(catalog: pd.DataFrame, item_id: object) -> str:
+    return str(catalog.loc[catalog["item_id"] == item_id, "title"].iloc[0])
+
+
 def similar(
     item: str = typer.Argument(..., help="Item id, or part of its title."),
     n: int = typer.Option(10, "-n", min=1, help="How many neighbours."),
@@ -106,9 +114,8 @@ def similar(
     try:
         neighbours = similar_items(recommender, item_id, n, catalog, min_ratings)
     except UnknownIdError:
-        raise fail(f"item {item_id!r} has no ratings in the model's training data") from None
-    title = catalog.loc[catalog["item_id"] == item_id, "title"].iloc[0]
-    out.print(f"nearest to {item_id}: {title}", highlight=False)
+        raise fail(_not_in_model(item_id)) from None
+    out.print(f"nearest to {item_id}: {_title(catalog, item_id)}", highlight=False)
     print_frame(neighbours, {"score": ".3f", "n_ratings": "d", "item_id": "", "title": ""})
 
 
@@ -130,9 +137,10 @@ def explain(
         reasons = explain_item(recommender, user_ratings, item_id, n, catalog=catalog)
         score = recommender.predict(pd.DataFrame({"user_id": [user_id], "item_id": [item_id]}))[0]
     except UnknownIdError:
-        raise fail(f"item {item_id!r} has no ratings in the model's training data") from None
-    title = catalog.loc[catalog["item_id"] == item_id, "title"].iloc[0]
-    out.print(f"{title} for user {user_id}: predicted {score:.2f}", highlight=False)
+        raise fail(_not_in_model(item_id)) from None
+    out.print(
+        f"{_title(catalog, item_id)} for user {user_id}: predicted {score:.2f}", highlight=False
+    )
     if reasons.empty:
         out.print("the user has no liked items the model knows", highlight=False)
     else:

@@ -89,15 +89,16 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
         parsed = pd.to_datetime(raw, utc=True)
     else:
         numeric = pd.to_numeric(raw, errors="coerce")
+        # Checked before any conversion: 1e20 seconds would overflow pandas' datetimes.
+        outside = (numeric.notna() & ((numeric < 0) | (numeric > MAX_TIMESTAMP))).to_numpy()
+        if outside.any():
+            position = _first_bad(outside)
+            raise IngestError(
+                source,
+                f"{column} {numeric.iloc[position]:g} is not a Unix time between 1970 and 3000",
+                chunk.first_row + position,
+            )
         if numeric.notna().all():
-            outside = ((numeric < 0) | (numeric > MAX_TIMESTAMP)).to_numpy()
-            if outside.any():
-                position = _first_bad(outside)
-                raise IngestError(
-                    source,
-                    f"{column} {numeric.iloc[position]:g} is not a Unix time between 1970 and 3000",
-                    chunk.first_row + position,
-                )
             return numeric.astype("int64")
         parsed = pd.to_datetime(
             raw.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601"

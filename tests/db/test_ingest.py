@@ -140,6 +140,15 @@ def test_the_rating_range_and_column_names_are_configurable(engine: Engine, tmp_
         )
 
 
+def test_a_column_mixing_iso_times_and_huge_numbers_names_the_bad_row(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = [("a", "x", "3", "2024-05-01T12:00:00Z"), ("b", "x", "3", "1e20")]
+    with pytest.raises(IngestError, match="row 2: timestamp 1e\\+20 is not a Unix time"):
+        ingest(engine, open_table(write_csv(tmp_path / "r.csv", rows), 10))
+    assert count(engine, ratings) == 0
+
+
 def test_a_file_without_timestamps_gets_the_ingestion_time(engine: Engine, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "r.csv", [("a", "x", "3")], header="user_id,item_id,rating")
     ingest(engine, open_table(path, 10))
