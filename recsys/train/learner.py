@@ -162,6 +162,7 @@ class Learner:
         for cb in cbs:
             cb.learn = self
             self.cbs.append(cb)
+        self.cbs.sort(key=_order)  # kept in order here, not re-sorted at every event
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Sequence[Callback]) -> Iterator[None]:
@@ -174,7 +175,7 @@ class Learner:
                 self.cbs.remove(cb)
 
     def _event(self, name: str) -> None:
-        for cb in sorted(self.cbs, key=_order):
+        for cb in self.cbs:
             handler = getattr(cb, name, None)
             if handler is not None:
                 handler()
