@@ -30,10 +30,31 @@ async def get_state(request: Request) -> ServiceState:
 
 
 async def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
-    """The active model; 503 until one has been trained."""
+    """The rating model (else the ranking one); 503 until one has been trained."""
     if state.model is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     return state.model
+
+
+async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+    """The model that recommends (see ServiceState.recommender); 503 until one is trained."""
+    if state.recommender is None:
+        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
+    return state.recommender
+
+
+async def get_rating_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+    """The rating model; 409 when only a ranking model is active (its scores are no ratings)."""
+    if "rating" in state.models:
+        return state.models["rating"]
+    if state.models:
+        raise ServiceError(
+            409,
+            "no_rating_model",
+            "only a ranking model is active and its scores are not ratings: "
+            "train one with `recsys train --objective rating`",
+        )
+    raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
 
 
 async def require_api_key(
@@ -53,4 +74,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+RecommenderDep = Annotated[LoadedModel, Depends(get_recommender)]
+RatingModelDep = Annotated[LoadedModel, Depends(get_rating_model)]
 ApiKeyDep = Depends(require_api_key)

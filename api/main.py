@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         torch.set_num_threads(settings.api_torch_threads)
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
-        app.state.service = ServiceState()
+        app.state.service = ServiceState(settings.recommend_with)
         # Load once at start; scoring never touches the database afterwards. With the
         # database unreachable the service still starts, and /ready says why it is not.
         with contextlib.suppress(SQLAlchemyError):

@@ -108,6 +108,7 @@ class ExplorerData(BaseModel):
 class ModelVersionOut(BaseModel):
     id: int
     kind: str
+    objective: str
     created_at: datetime
     status: str
     is_active: bool

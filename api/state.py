@@ -22,7 +22,7 @@ from recsys.data.catalog import read_item_catalog
 from recsys.data.ratings import read_ratings
 from recsys.interpret.embeddings import NoBiasesError, bias_ranking, item_pca
 from recsys.recommend import Recommender
-from recsys.registry import ModelVersion, active_version
+from recsys.registry import OBJECTIVES, ModelVersion, active_version
 
 LIKED_AT = 4.0
 logger = logging.getLogger("recsys.api")
@@ -137,41 +137,72 @@ class LoadedModel:
 
 
 class ServiceState:
-    """The loaded model (or None before the first training run).
+    """The loaded models, one per objective (none before the first training run).
 
-    Swapping is one attribute assignment: a request holds the LoadedModel it
-    started with, so requests in flight finish on the old model and new ones get
-    the new model; nothing waits and nothing fails during a swap.
+    The rating model answers rating predictions, similar items and the explorer;
+    recommendations come from the ranking model when one is active (unless
+    ``recommend_with`` is ``rating``). Either stands in for the other when it is
+    the only one. Swapping is one dictionary assignment: a request holds the
+    LoadedModel it started with, so requests in flight finish on the old model
+    and new ones get the new model; nothing waits and nothing fails during a swap.
     """
 
-    def __init__(self) -> None:
-        self.model: LoadedModel | None = None
+    def __init__(self, recommend_with: str = "ranking") -> None:
+        self.models: dict[str, LoadedModel] = {}
+        self.recommend_with = recommend_with
         self.refused: set[int] = set()  # versions whose weights did not load
 
+    @property
+    def model(self) -> LoadedModel | None:
+        """The rating model (predictions, similar items, explorer), else the ranking one."""
+        return self.models.get("rating") or self.models.get("ranking")
+
+    @property
+    def recommender(self) -> LoadedModel | None:
+        """The model that answers recommendations."""
+        if self.recommend_with == "ranking" and "ranking" in self.models:
+            return self.models["ranking"]
+        return self.model
+
     def load_active(self, engine: Engine) -> None:
-        version = active_version(engine)
-        self.model = LoadedModel.load(engine, version) if version is not None else None
+        self.models = {}
+        for objective in OBJECTIVES:
+            version = active_version(engine, objective)
+            if version is not None:
+                self.models[objective] = LoadedModel.load(engine, version)
 
     def follow_registry(self, engine: Engine) -> bool:
-        """Load the registry's active version if it is not the one served; True if swapped.
+        """Load each objective's active version if it is not the one served; True if swapped.
 
         A version whose weights fail to load is logged, remembered and skipped; the
         current model keeps serving.
         """
-        version = active_version(engine)
-        served = self.model.version.id if self.model is not None else None
-        if version is None or version.id == served or version.id in self.refused:
-            return False
-        try:
-            self.model = LoadedModel.load(engine, version)
-        except Exception:
-            self.refused.add(version.id)
-            logger.exception(
-                "model version %s could not be loaded; still serving %s", version.id, served
-            )
-            return False
-        logger.info("now serving model version %s (was %s)", version.id, served)
-        return True
+        swapped = False
+        for objective in OBJECTIVES:
+            version = active_version(engine, objective)
+            current = self.models.get(objective)
+            served = current.version.id if current is not None else None
+            if version is None or version.id == served or version.id in self.refused:
+                continue
+            try:
+                self.models[objective] = LoadedModel.load(engine, version)
+            except Exception:
+                self.refused.add(version.id)
+                logger.exception(
+                    "%s model version %s could not be loaded; still serving %s",
+                    objective,
+                    version.id,
+                    served,
+                )
+                continue
+            logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
+            swapped = True
+        return swapped
+
+    def record_feedback(self, rows: pd.DataFrame) -> None:
+        """New ratings count as seen (and liked) in every loaded model at once."""
+        for model in list(self.models.values()):
+            model.record_feedback(rows)
 
 
 class UnknownGenreError(ValueError):

@@ -8,6 +8,7 @@ being scored with an untrained embedding.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.registry import build_model
 from recsys.recommend import Recommender, SeenItems
 from recsys.train import distributed
-from recsys.train.learner import FitDefaults, Learner, load_payload, resolve_device
+from recsys.train.learner import FitDefaults, Learner, Metric, load_payload, resolve_device
 from recsys.train.metrics import mae, rmse
 
 # Chosen by the grid in `benchmarks/collab.py --search` on MovieLens-100k (random
@@ -171,13 +172,25 @@ def _reindex(codes: np.ndarray, train_rows: np.ndarray, id_map: IdMap) -> tuple[
 class CollabLearner(Learner):
     """A Learner for collaborative models, answering in external ids."""
 
-    def __init__(self, data: CollabData, model: torch.nn.Module, **kwargs: Any) -> None:
-        super().__init__(data.dls, model, F.mse_loss, metrics=[rmse, mae], **kwargs)
+    objective = "rating"
+
+    def __init__(
+        self,
+        data: CollabData,
+        model: torch.nn.Module,
+        loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
+        metrics: Sequence[Metric] = (rmse, mae),
+        dls: DataLoaders | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(dls or data.dls, model, loss_func, metrics=metrics, **kwargs)
         self.data = data
 
     def recommender(self) -> Recommender:
         """The current model as a :class:`Recommender`."""
-        return Recommender(self.model, self.data.user_map, self.data.item_map, self.data.seen)
+        return Recommender(
+            self.scoring_model, self.data.user_map, self.data.item_map, self.data.seen
+        )
 
     def predict(
         self, pairs: pd.DataFrame, user_col: str = "user_id", item_col: str = "item_id"
@@ -202,6 +215,18 @@ class CollabLearner(Learner):
         }
 
 
+def default_sparse(data: CollabData, device: str | torch.device = "auto") -> bool:
+    """Sparse embedding gradients on the CPU when users + items exceed 50,000.
+
+    Sparse updates win on the CPU; on a GPU the fused dense AdamW measured faster
+    even at 1M x 100k (see the README's benchmark figures). Under torchrun the
+    tables stay dense: DDP averages dense gradients.
+    """
+    on_cpu = resolve_device(device).type == "cpu"
+    single = distributed.current() is None
+    return on_cpu and single and data.n_users + data.n_items > SPARSE_ROWS
+
+
 def collab_learner(
     data: CollabData,
     n_factors: int | None = None,
@@ -218,12 +243,7 @@ def collab_learner(
     items exceed 50,000.
     """
     if sparse is None:
-        # Sparse updates win on the CPU; on a GPU the fused dense AdamW measured faster
-        # even at 1M x 100k (see the README's benchmark figures).
-        # Under torchrun the tables stay dense: DDP averages dense gradients.
-        on_cpu = resolve_device(kwargs.get("device", "auto")).type == "cpu"
-        single = distributed.current() is None
-        sparse = on_cpu and single and data.n_users + data.n_items > SPARSE_ROWS
+        sparse = default_sparse(data, kwargs.get("device", "auto"))
     if use_nn:
         model = EmbeddingNN(
             EmbeddingNNConfig(

@@ -29,8 +29,8 @@ def popularity_scorer(data: CollabData) -> Scorer:
 
 
 def model_scorer(learn: CollabLearner) -> Scorer:
-    """Rank by the model's predicted rating."""
-    model = learn.model.eval()
+    """Rank by the model's scores (predicted ratings, for a rating model)."""
+    model = learn.scoring_model.eval()
     return lambda users: model.score_all_items(users.to(learn.device)).float().cpu()
 
 
@@ -87,18 +87,21 @@ def ranking_metrics(
 def evaluate(
     learn: CollabLearner, k: int = 10, relevant_at: float = 4.0
 ) -> dict[str, dict[str, float]]:
-    """Rating and top-``k`` metrics of the learner, and of the popularity list beside it."""
+    """Top-``k`` metrics of the learner (and rating errors, for a rating model), and of the
+    popularity list beside it."""
     data = learn.data
     x, y = (t.cpu() for t in data.dls.valid.tensors)
     users, items, ratings = x[:, 0].numpy(), x[:, 1].numpy(), y.numpy()
-    predictions, targets = learn.get_preds()
-    rating = {
-        "rmse": float(torch.sqrt(torch.mean((predictions - targets) ** 2))),
-        "mae": float(torch.mean(torch.abs(predictions - targets))),
-    }
+    rating = {}
+    if learn.objective == "rating":
+        predictions, targets = learn.get_preds()
+        rating = {
+            "rmse": float(torch.sqrt(torch.mean((predictions - targets) ** 2))),
+            "mae": float(torch.mean(torch.abs(predictions - targets))),
+        }
     results = {}
     for name, scorer, extra in (
-        (type(learn.model).__name__, model_scorer(learn), rating),
+        (type(learn.scoring_model).__name__, model_scorer(learn), rating),
         ("popularity", popularity_scorer(data), {}),
     ):
         metrics = ranking_metrics(

@@ -51,7 +51,7 @@ class Recommender:
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
-        self.device = next(model.parameters()).device
+        self.device = next(iter([*model.parameters(), *model.buffers()])).device
         embeddings = model.item_embeddings().float()
         self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
 

@@ -1,8 +1,10 @@
 """Model versions: each training run gets a row in ``model_versions`` and a weights file.
 
 A version is ``training`` while it trains, then ``ready`` (with its metrics) or
-``failed`` (with the error). At most one version is active: the one the API
-serves and the CLI reads by default.
+``failed`` (with the error). Each version has an objective, ``rating`` or
+``ranking``, and at most one version per objective is active: the API
+recommends with the active ranking version when there is one, and predicts
+ratings (and interprets) with the active rating version.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from recsys.db.tables import model_versions
 
@@ -21,6 +23,7 @@ from recsys.db.tables import model_versions
 class ModelVersion:
     id: int
     kind: str
+    objective: str
     created_at: datetime
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
@@ -34,13 +37,21 @@ def _version(row: Any) -> ModelVersion:
     return ModelVersion(**row._mapping)
 
 
-def start_version(engine: Engine, kind: str, hyperparameters: dict[str, Any]) -> int:
+OBJECTIVES = ("rating", "ranking")
+
+
+def start_version(
+    engine: Engine, kind: str, hyperparameters: dict[str, Any], objective: str = "rating"
+) -> int:
     """Register a run that is starting; returns its id."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be rating or ranking, not {objective!r}")
     with engine.begin() as connection:
         return connection.execute(
             insert(model_versions)
             .values(
                 kind=kind,
+                objective=objective,
                 hyperparameters=hyperparameters,
                 metrics={},
                 status="training",
@@ -57,12 +68,11 @@ def finish_version(
     artifact_path: Path,
     activate: bool = True,
 ) -> None:
-    """Mark a run ready with its metrics and weights; make it the active one."""
+    """Mark a run ready with its metrics and weights; with ``activate``, the active one
+    of its objective."""
     with engine.begin() as connection:
         if activate:
-            connection.execute(
-                update(model_versions).values(is_active=False).where(model_versions.c.is_active)
-            )
+            _deactivate(connection, version_id)
         connection.execute(
             update(model_versions)
             .where(model_versions.c.id == version_id)
@@ -92,11 +102,29 @@ def list_versions(engine: Engine) -> list[ModelVersion]:
         return [_version(row) for row in rows]
 
 
-def active_version(engine: Engine) -> ModelVersion | None:
-    """The version being served, if any."""
+def active_version(engine: Engine, objective: str = "rating") -> ModelVersion | None:
+    """The active version of ``objective``, if any."""
     with engine.connect() as connection:
-        row = connection.execute(select(model_versions).where(model_versions.c.is_active)).first()
+        row = connection.execute(
+            select(model_versions).where(
+                model_versions.c.is_active, model_versions.c.objective == objective
+            )
+        ).first()
     return _version(row) if row is not None else None
+
+
+def _deactivate(connection: Connection, version_id: int) -> None:
+    """Deactivate the active version of ``version_id``'s objective (before activating it)."""
+    objective = (
+        select(model_versions.c.objective)
+        .where(model_versions.c.id == version_id)
+        .scalar_subquery()
+    )
+    connection.execute(
+        update(model_versions)
+        .values(is_active=False)
+        .where(model_versions.c.is_active, model_versions.c.objective == objective)
+    )
 
 
 def get_version(engine: Engine, version_id: int) -> ModelVersion | None:
@@ -127,31 +155,34 @@ def check_artifact(version: ModelVersion) -> None:
 
 
 def activate(engine: Engine, version_id: int) -> ModelVersion:
-    """Make a ready version the active one, after checking that its weights load."""
+    """Make a ready version the active one of its objective, after checking that its
+    weights load."""
     version = get_version(engine, version_id)
     if version is None:
         raise ActivationError(f"there is no model version {version_id}")
     check_artifact(version)
     with engine.begin() as connection:
-        connection.execute(
-            update(model_versions).values(is_active=False).where(model_versions.c.is_active)
-        )
+        _deactivate(connection, version_id)
         connection.execute(
             update(model_versions).where(model_versions.c.id == version_id).values(is_active=True)
         )
     return get_version(engine, version_id)  # type: ignore[return-value]
 
 
-def rollback(engine: Engine) -> ModelVersion:
-    """Activate the newest ready version older than the active one."""
-    current = active_version(engine)
+def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:
+    """Activate the newest ready version of ``objective`` older than its active one."""
+    if objective not in OBJECTIVES:
+        raise ActivationError(f"objective must be rating or ranking, not {objective!r}")
+    current = active_version(engine, objective)
     candidates = [
         v
         for v in list_versions(engine)
-        if v.status == "ready" and (current is None or v.id < current.id)
+        if v.status == "ready"
+        and v.objective == objective
+        and (current is None or v.id < current.id)
     ]
     if not candidates:
-        raise ActivationError("there is no earlier ready version to roll back to")
+        raise ActivationError(f"there is no earlier ready {objective} version to roll back to")
     return activate(engine, candidates[0].id)
 
 

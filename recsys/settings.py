@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=5.0, ge=0, description="How often the API checks for a new active model (0: never)."
     )
+    recommend_with: Literal["ranking", "rating"] = Field(
+        default="ranking",
+        description="Which active model answers recommendations: the ranking model (when one "
+        "is active, else the rating model), or always the rating model.",
+    )
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

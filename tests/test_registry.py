@@ -75,7 +75,7 @@ def test_auto_promotion_needs_a_better_rmse_on_the_same_held_out_ratings(
     good = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
     first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
     assert first.promoted
-    assert first.reason == "no version was active"
+    assert first.reason == "no rating version was active"
 
     worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
     second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")

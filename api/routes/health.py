@@ -38,4 +38,10 @@ def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str
         )
     if state.model is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
-    return {"status": "ready", "schema_revision": revision, "model_version": state.model.version.id}
+    return {
+        "status": "ready",
+        "schema_revision": revision,
+        "model_version": state.model.version.id,
+        "models": {objective: m.version.id for objective, m in state.models.items()},
+        "recommendations_from": state.recommender.version.id,
+    }

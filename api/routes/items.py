@@ -7,7 +7,7 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Query
 
-from api.deps import ModelDep
+from api.deps import ModelDep, RatingModelDep
 from api.errors import ServiceError
 from api.schemas import PredictionRequest, Predictions, SimilarItems
 from api.state import title_or_none
@@ -52,8 +52,8 @@ async def similar(
 
 
 @router.post("/predictions", response_model=Predictions)
-async def predictions(body: PredictionRequest, model: ModelDep) -> dict:
-    """Predicted ratings for (user, item) pairs, in the order given."""
+async def predictions(body: PredictionRequest, model: RatingModelDep) -> dict:
+    """Predicted ratings for (user, item) pairs, in the order given (from the rating model)."""
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
     try:
         ratings = model.recommender.predict(pairs)

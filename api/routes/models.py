@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import Engine
 
 from api.deps import ApiKeyDep, EngineDep
@@ -29,12 +30,15 @@ def models(engine: EngineDep) -> list[dict]:
     return [asdict(v) for v in list_versions(engine)]
 
 
+Objective = Annotated[Literal["rating", "ranking"], Query(description="rating or ranking")]
+
+
 @router.get("/models/active", response_model=ModelVersionOut)
-def active(engine: EngineDep) -> dict:
-    """The version the service answers with."""
-    version = active_version(engine)
+def active(engine: EngineDep, objective: Objective = "rating") -> dict:
+    """The active version of an objective (rating: predictions; ranking: recommendations)."""
+    version = active_version(engine, objective)
     if version is None:
-        raise ServiceError(404, "no_active_model", "no model version is active yet")
+        raise ServiceError(404, "no_active_model", f"no {objective} model version is active yet")
     return asdict(version)
 
 
@@ -53,11 +57,11 @@ def _swap(request: Request, engine: Engine, change: Callable[[Engine], ModelVers
     "/models/{version_id}/activate", response_model=ModelVersionOut, dependencies=[ApiKeyDep]
 )
 def activate_version(version_id: int, request: Request, engine: EngineDep) -> dict:
-    """Serve this version from now on (its weights are checked first)."""
+    """Serve this version for its objective from now on (its weights are checked first)."""
     return _swap(request, engine, lambda e: activate(e, version_id))
 
 
 @router.post("/models/rollback", response_model=ModelVersionOut, dependencies=[ApiKeyDep])
-def rollback_version(request: Request, engine: EngineDep) -> dict:
-    """Serve the newest ready version older than the active one."""
-    return _swap(request, engine, rollback)
+def rollback_version(request: Request, engine: EngineDep, objective: Objective = "rating") -> dict:
+    """Serve the newest ready version of the objective older than its active one."""
+    return _swap(request, engine, lambda e: rollback(e, objective))

@@ -36,8 +36,7 @@ def add_ratings(
         )
     except IngestError as error:
         raise ServiceError(422, "invalid_rating", f"{error} (nothing was stored)") from None
-    if state.model is not None:
-        state.model.record_feedback(rows)
+    state.record_feedback(rows)
     return {
         "received": report.ratings_read,
         "inserted": report.ratings_inserted,

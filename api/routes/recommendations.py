@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, ModelDep
+from api.deps import EngineDep, ModelDep, RecommenderDep
 from api.errors import ServiceError
 from api.schemas import PopularItem, Recommendations
 from api.state import UnknownGenreError, popular, recommend
@@ -22,7 +22,7 @@ Genre = Annotated[str | None, Query(max_length=64, description="Only items of th
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def user_recommendations(
     user_id: str,
-    model: ModelDep,
+    model: RecommenderDep,
     engine: EngineDep,
     response: Response,
     n: N = 10,
@@ -31,6 +31,9 @@ async def user_recommendations(
     fallback: Annotated[Literal["none", "popular"], Query()] = "none",
 ) -> dict:
     """Top-n items for the user, best first, items they rated left out by default.
+
+    They come from the active ranking model when there is one (else the rating
+    model); ``model_version`` says which.
 
     Scoring runs on the event loop: it is a fraction of a millisecond of CPU, less
     than the hop to a worker thread would cost.

@@ -69,7 +69,15 @@ def require_schema(engine: Engine) -> None:
 
 
 ModelOption = Annotated[
-    str, typer.Option("--model", help="dot (DotProductBias) or nn (EmbeddingNN).")
+    str,
+    typer.Option("--model", help="dot (DotProductBias), nn (EmbeddingNN), or ease (ranking only)."),
+]
+ObjectiveOption = Annotated[
+    str,
+    typer.Option(
+        "--objective",
+        help="rating: predict ratings (RMSE); ranking: recommend what users pick (NDCG@10).",
+    ),
 ]
 
 

@@ -177,23 +177,27 @@ def quickstart(
             f"({time.perf_counter() - started:.2f} s)",
             highlight=False,
         )
-        version = active_version(engine)
-        if version is not None:
-            out.print(
-                f"serving model version {version.id} ({version.kind}); `recsys train` retrains",
-                highlight=False,
-            )
-        else:
+        for objective, model_name in (("rating", "DotProductBias"), ("ranking", "ranking dot")):
+            version = active_version(engine, objective)
+            if version is not None:
+                out.print(
+                    f"serving {objective} model version {version.id} ({version.kind}); "
+                    "`recsys train` retrains",
+                    highlight=False,
+                )
+                continue
             started = time.perf_counter()
-            version_id = train_and_register(
-                engine, TrainConfig(device=settings.device), settings.artifact_dir
-            ).version_id
+            result = train_and_register(
+                engine,
+                TrainConfig(objective=objective, device=settings.device),
+                settings.artifact_dir,
+            )
             out.print(
-                f"trained DotProductBias in {time.perf_counter() - started:.1f} s: "
-                f"model version {version_id} is active",
+                f"trained {model_name} ({objective}) in {time.perf_counter() - started:.1f} s: "
+                f"model version {result.version_id} is active",
                 highlight=False,
             )
-        recommender = load_model(engine)
+        recommender = load_model(engine, active_version(engine, "ranking").id)
         user_id = recommender.user_map.ids[0]
         top = recommender.recommend(user_id, n=5)
         with engine.connect() as connection:

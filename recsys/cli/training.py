@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.distributed
 import typer
 
 from recsys.cli.common import (
     ModelOption,
+    ObjectiveOption,
     database,
     fail,
     out,
@@ -14,48 +17,37 @@ from recsys.cli.common import (
 )
 from recsys.settings import Settings, get_settings
 from recsys.train import distributed
-from recsys.training import TrainConfig, train_and_register, train_from_database
+from recsys.training import (
+    TrainConfig,
+    train_and_register,
+    train_from_database,
+    validation_metrics,
+)
 
 
-def _train_config(
-    settings: Settings,
-    model: str,
-    epochs: int | None,
-    lr: float | None,
-    wd: float | None,
-    factors: int | None,
-    batch_size: int | None,
-    valid_pct: float,
-    split: str,
-    seed: int,
-) -> TrainConfig:
-    if model not in ("dot", "nn"):
-        raise fail(f"--model must be dot or nn, not {model!r}")
-    if split not in ("random", "temporal"):
+def _train_config(settings: Settings, split: str | None, **options: Any) -> TrainConfig:
+    if split not in (None, "random", "temporal"):
         raise fail(f"--split must be random or temporal, not {split!r}")
-    return TrainConfig(
-        model=model,
-        n_factors=factors,
-        epochs=epochs,
-        lr=lr,
-        wd=wd,
-        valid_pct=valid_pct,
-        split=split,
-        seed=seed,
-        device=settings.device,
-        batch_size=batch_size,
-    )
+    try:
+        return TrainConfig(split=split, device=settings.device, **options)
+    except ValueError as error:
+        message = str(error).replace("objective ", "--objective ").replace("model ", "--model ")
+        raise fail(message) from None
 
 
 def train(
+    objective: ObjectiveOption = "rating",
     model: ModelOption = "dot",
     epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
     lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
     wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
     factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
+    l2: float | None = typer.Option(None, min=0.0, help="EASE's ridge [tuned default]."),
     batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
     valid_pct: float = typer.Option(0.2, help="Fraction of ratings held out for validation."),
-    split: str = typer.Option("random", help="random, or temporal (each user's latest)."),
+    split: str | None = typer.Option(
+        None, help="random, or temporal (each user's latest) [random; temporal to rank]."
+    ),
     seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
     promote: str = typer.Option(
         "auto", help="auto: activate only if it beats the active version; always; never."
@@ -64,7 +56,18 @@ def train(
     """Train a collaborative model on the database's ratings; register it, maybe promote it."""
     settings = get_settings()
     config = _train_config(
-        settings, model, epochs, lr, wd, factors, batch_size, valid_pct, split, seed
+        settings,
+        split,
+        objective=objective,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        wd=wd,
+        l2=l2,
+        n_factors=factors,
+        batch_size=batch_size,
+        valid_pct=valid_pct,
+        seed=seed,
     )
     if promote not in ("auto", "always", "never"):
         raise fail(f"--promote must be auto, always or never, not {promote!r}")
@@ -79,16 +82,18 @@ def train(
         torch.distributed.destroy_process_group()
         if not result.learn.context.is_main:
             return
-    last = result.learn.recorder.rows[-1]
+    metrics = validation_metrics(result.learn)
+    shown = ("rmse", "mae") if config.objective == "rating" else ("ndcg", "recall", "coverage")
     state = "is now active" if result.promoted else "was not promoted"
     out.print(
-        f"model version {result.version_id} {state}: {result.reason} "
-        f"(valid rmse {last['rmse']:.4f}, mae {last['mae']:.4f})",
+        f"{config.objective} model version {result.version_id} {state}: {result.reason} "
+        f"(valid {', '.join(f'{name} {metrics[name]:.4f}' for name in shown)})",
         highlight=False,
     )
 
 
 def evaluate(
+    objective: ObjectiveOption = "rating",
     model: ModelOption = "dot",
     valid_pct: float = typer.Option(0.2, help="Each user's latest fraction held out."),
     k: int = typer.Option(10, min=1, help="Length of the recommendation lists."),
@@ -99,7 +104,7 @@ def evaluate(
 
     settings = get_settings()
     config = _train_config(
-        settings, model, None, None, None, None, None, valid_pct, "temporal", seed
+        settings, "temporal", objective=objective, model=model, valid_pct=valid_pct, seed=seed
     )
     with database() as engine:
         require_schema(engine)

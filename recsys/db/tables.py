@@ -83,6 +83,8 @@ model_versions = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(64), nullable=False),
+    # "rating" models answer rating predictions; "ranking" models answer top-N lists.
+    Column("objective", String(16), nullable=False, server_default="rating"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("hyperparameters", Json, nullable=False, default=dict),
     Column("metrics", Json, nullable=False, default=dict),

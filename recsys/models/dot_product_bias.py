@@ -46,10 +46,22 @@ class DotProductBias(nn.Module):
         biases = self._rows(self.user_bias, users)[:, 0] + self._rows(self.item_bias, items)[:, 0]
         return self._squash(dot + biases)
 
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of the same candidate ``items`` (M,) for each of ``users`` (B,): (B, M).
+
+        One matrix product; what sampled-softmax training and ranking call.
+        """
+        logits = self._rows(self.user_factors, users) @ self._rows(self.item_factors, items).T
+        logits = logits + self._rows(self.user_bias, users) + self._rows(self.item_bias, items).T
+        return self._squash(logits)
+
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
-        """Predicted ratings of every item for each user: (len(users), n_items), one matmul."""
-        logits = self.user_factors[users] @ self.item_factors.T  # (B, n_items)
+        """Scores (predicted ratings, or ranking scores) of every item: (len(users), n_items).
+
+        Reads the item tables in place (no gather): this is the serving hot path.
+        """
+        logits = self.user_factors[users] @ self.item_factors.T
         logits += self.user_bias[users] + self.item_bias.T
         return self._squash(logits)
 

@@ -12,37 +12,72 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch import nn
 
-MAX_ITEMS = 30_000  # two 30k x 30k float32 matrices are 7 GiB
+# The solve holds two d x d float32 matrices (the Gram matrix and its inverse):
+# 7.2 GB at 30,000 items.
+MAX_ITEMS = 30_000
+
+
+class CatalogTooLargeError(ValueError):
+    """EASE was asked to fit more items than its d x d solve can hold in memory."""
 
 
 @dataclass(frozen=True)
 class EASEConfig:
     n_users: int
     n_items: int
-    l2: float = 500.0
+    n_interactions: int
+    l2: float = 250.0
 
 
 class EASE(nn.Module):
-    """Item-item weights B and each user's interactions; scores = X[users] @ B."""
+    """Item-item weights B and each user's interactions (CSR); scores = X[users] @ B.
+
+    There are no trained parameters: ``fit_ease`` fills the buffers.
+    """
 
     def __init__(self, config: EASEConfig) -> None:
         super().__init__()
         self.config = config
         self.register_buffer("item_weights", torch.zeros(config.n_items, config.n_items))
-        self.register_buffer("interactions", torch.zeros(config.n_users, config.n_items))
+        self.register_buffer("history_indptr", torch.zeros(config.n_users + 1, dtype=torch.long))
+        self.register_buffer(
+            "history_indices", torch.zeros(config.n_interactions, dtype=torch.long)
+        )
+
+    def _histories(self, users: torch.Tensor) -> torch.Tensor:
+        """The users' rows of X as a sparse (len(users), n_items) matrix."""
+        starts, ends = self.history_indptr[users], self.history_indptr[users + 1]
+        counts = ends - starts
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+        offsets = torch.cumsum(counts, 0) - counts
+        positions = (
+            torch.arange(int(counts.sum()), device=users.device)
+            - torch.repeat_interleave(offsets, counts)
+            + torch.repeat_interleave(starts, counts)
+        )
+        columns = self.history_indices[positions]
+        values = torch.ones(len(columns), device=users.device)
+        return torch.sparse_coo_tensor(
+            torch.stack([rows, columns]),
+            values,
+            (len(users), self.config.n_items),
+            check_invariants=False,  # built from our own CSR buffers
+        )
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
         """Ranking scores of every item for each user: (len(users), n_items)."""
-        return self.interactions[users] @ self.item_weights
+        return torch.sparse.mm(self._histories(users), self.item_weights)
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores of (user, item) pairs, read like the other collaborative models."""
-        scores = self.interactions[x[:, 0]] * self.item_weights[:, x[:, 1]].T  # (B, n_items)
-        return scores.sum(1)
+        users, rows = torch.unique(x[:, 0], return_inverse=True)
+        return self.score_all_items(users)[rows, x[:, 1]]
 
     def item_embeddings(self) -> torch.Tensor:
         """Each item's column of weights: items that co-occur with the same items are alike."""
@@ -50,22 +85,32 @@ class EASE(nn.Module):
 
 
 def fit_ease(
-    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, l2: float = 500.0
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, l2: float = 250.0
 ) -> EASE:
-    """Solve EASE on (user, item) interaction pairs (repeats count once)."""
+    """Solve EASE on (user, item) interaction pairs (repeats count once).
+
+    Raises CatalogTooLargeError above ``MAX_ITEMS`` items, before allocating anything.
+    """
     if n_items > MAX_ITEMS:
-        raise ValueError(
+        raise CatalogTooLargeError(
             f"EASE needs two {n_items:,} x {n_items:,} matrices (about "
-            f"{2 * 4 * n_items**2 / 2**30:.0f} GiB); it is limited to {MAX_ITEMS:,} items: "
-            "use a factor model for this catalog"
+            f"{2 * 4 * n_items**2 / 1e9:.0f} GB); it is limited to {MAX_ITEMS:,} items: "
+            "use a factor model (dot or nn) for this catalog"
         )
-    model = EASE(EASEConfig(n_users, n_items, l2))
-    x = model.interactions
-    x[torch.tensor(users, dtype=torch.long), torch.tensor(items, dtype=torch.long)] = 1.0
-    gram = (x.T @ x).double()
+    interactions = scipy.sparse.csr_matrix(
+        (np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items)
+    )
+    interactions.sum_duplicates()
+    interactions.data[:] = 1.0
+    interactions.sort_indices()
+    gram = torch.from_numpy((interactions.T @ interactions).toarray())
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
-    weights = -precision / precision.diagonal()
-    weights.diagonal().zero_()
-    model.item_weights.copy_(weights.float())
+    del gram
+    precision /= -precision.diagonal().clone()
+    precision.diagonal().zero_()
+    model = EASE(EASEConfig(n_users, n_items, interactions.nnz, l2))
+    model.item_weights.copy_(precision)
+    model.history_indptr.copy_(torch.from_numpy(interactions.indptr.astype(np.int64)))
+    model.history_indices.copy_(torch.from_numpy(interactions.indices.astype(np.int64)))
     return model

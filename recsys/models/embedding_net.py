@@ -19,7 +19,8 @@ class EmbeddingNNConfig:
     layers: tuple[int, ...] = field(default=(100,))
     dropout: float = 0.0
     embedding_dropout: float = 0.0
-    y_range: tuple[float, float] = (0.0, 5.5)
+    # None: raw scores, for ranking objectives.
+    y_range: tuple[float, float] | None = (0.0, 5.5)
     sparse: bool = False
 
 
@@ -49,22 +50,31 @@ class EmbeddingNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         embedded = torch.cat([self.user_embedding(x[:, 0]), self.item_embedding(x[:, 1])], dim=1)
-        return sigmoid_range(self.mlp(self.embedding_dropout(embedded))[:, 0], *self.config.y_range)
+        logits = self.mlp(self.embedding_dropout(embedded))[:, 0]
+        if self.config.y_range is None:
+            return logits
+        return sigmoid_range(logits, *self.config.y_range)
+
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of the same candidate ``items`` (M,) for each of ``users`` (B,): (B, M)."""
+        pairs = torch.stack([users.repeat_interleave(len(items)), items.repeat(len(users))], dim=1)
+        return self(pairs).view(len(users), len(items))
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor, chunk_items: int = 4096) -> torch.Tensor:
-        """Predicted ratings of every item for each user: (len(users), n_items)."""
-        n_items = self.config.n_items
-        all_items = torch.arange(n_items, device=users.device)
-        scores = []
-        for user in users:
-            pairs = torch.stack([user.expand(n_items), all_items], dim=1)
-            scores.append(
+        """Scores of every item for each user: (len(users), n_items), in item chunks."""
+        all_items = torch.arange(self.config.n_items, device=users.device)
+        return torch.stack(
+            [
                 torch.cat(
-                    [self(pairs[i : i + chunk_items]) for i in range(0, n_items, chunk_items)]
+                    [
+                        self.score_candidates(user[None], all_items[i : i + chunk_items])[0]
+                        for i in range(0, len(all_items), chunk_items)
+                    ]
                 )
-            )
-        return torch.stack(scores)
+                for user in users
+            ]
+        )
 
     def sparse_parameters(self) -> list[nn.Parameter]:
         """The embedding tables, when ``config.sparse``; the MLP stays dense."""

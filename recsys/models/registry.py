@@ -8,11 +8,13 @@ from typing import Any
 from torch import nn
 
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
+from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "DotProductBias": (DotProductBias, DotProductBiasConfig),
     "EmbeddingNN": (EmbeddingNN, EmbeddingNNConfig),
+    "EASE": (EASE, EASEConfig),
 }
 
 

@@ -203,6 +203,8 @@ class TrackerCallback(Callback):
         self.best_epoch = -1
 
     def improved(self) -> bool:
+        if not self.learn.valid_results:
+            return False  # validation was skipped (the other ranks under torchrun)
         if self.monitor not in self.learn.valid_results:
             raise KeyError(
                 f"cannot monitor {self.monitor!r}: validation reports "

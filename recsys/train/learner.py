@@ -346,6 +346,12 @@ class Learner:
         return _suggest(finder.lrs, finder.losses)
 
     # -- persistence -----------------------------------------------------------------------
+    @property
+    def scoring_model(self) -> nn.Module:
+        """The model that is saved and served: ``model`` itself, or the scorer inside a
+        training objective (see recsys.train.losses.TrainingObjective)."""
+        return getattr(self.model, "scorer", self.model)
+
     def extra_state(self) -> dict[str, Any]:
         """What a subclass needs besides the model to work after loading (id maps, ...)."""
         return {}
@@ -358,8 +364,8 @@ class Learner:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "model": model_config(self.model),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": model_config(self.scoring_model),
+            "state_dict": {k: v.detach().cpu() for k, v in self.scoring_model.state_dict().items()},
             "extra": self.extra_state(),
             "metadata": metadata or {},
         }
@@ -371,7 +377,7 @@ class Learner:
     def load(self, path: Path | str) -> None:
         """Load weights saved by :meth:`save` into this learner's model."""
         payload = load_payload(path)
-        self.model.load_state_dict(payload["state_dict"])
+        self.scoring_model.load_state_dict(payload["state_dict"])
 
 
 def load_payload(path: Path | str) -> dict[str, Any]:

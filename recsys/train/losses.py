@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,12 +14,79 @@ def bpr_loss(score_differences: torch.Tensor, _target: torch.Tensor) -> torch.Te
     return -F.logsigmoid(score_differences).mean()
 
 
-class PairwiseScores(nn.Module):
+class TrainingObjective(nn.Module):
+    """A scorer wrapped for training; the learner saves and serves ``scorer`` alone."""
+
+    def __init__(self, scorer: nn.Module) -> None:
+        super().__init__()
+        self.scorer = scorer
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return getattr(self.scorer, "sparse_parameters", list)()
+
+
+class PairwiseScores(TrainingObjective):
     """A (user, item) scorer read on triplets: score(user, chosen) - score(user, negative)."""
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scorer(x[:, [0, 1]]) - self.scorer(x[:, [0, 2]])
+
+
+class SampledSoftmaxScores(TrainingObjective):
+    """Softmax logits of each chosen item against items drawn by popularity.
+
+    Reads ``x[:, 0]`` users and ``x[:, 1]`` the items they chose, and returns
+    (B, 1 + M) logits: column 0 the chosen item, then ``n_negatives`` items drawn
+    (shared by the batch) from q(i) ∝ count(i)^``alpha``. Every logit has log q(i)
+    subtracted (the "logQ" correction of Yi et al., 2019), so the sampled loss
+    estimates the full softmax instead of learning to push popular items down; a
+    drawn item equal to the row's chosen item is masked. With ``n_negatives`` at
+    least the catalog size, the candidates are simply every item (exact softmax).
+    """
+
+    def __init__(
+        self, scorer: nn.Module, item_counts: torch.Tensor, n_negatives: int, alpha: float = 0.75
+    ) -> None:
+        super().__init__(scorer)
+        self.n_items = len(item_counts)
+        self.n_negatives = n_negatives
+        weights = item_counts.double().clamp_min(1.0) ** alpha
+        self.register_buffer("probabilities", (weights / weights.sum()).float())
+        self.register_buffer("log_q", self.probabilities.log())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x[:, [0, 1]]) - self.model(x[:, [0, 2]])
+        users, items = x[:, 0], x[:, 1]
+        if self.n_negatives >= self.n_items:
+            every = torch.arange(self.n_items, device=x.device)
+            logits = self.scorer.score_candidates(users, every)
+            # The chosen item first, so that the target is always column 0.
+            return torch.cat([logits.gather(1, items[:, None]), _drop(logits, items)], dim=1)
+        sampled = torch.multinomial(self.probabilities, self.n_negatives, replacement=True)
+        chosen = _pair_scores(self.scorer, users, items) - self.log_q[items]
+        negative = self.scorer.score_candidates(users, sampled) - self.log_q[sampled]
+        negative = negative.masked_fill(sampled[None, :] == items[:, None], -torch.inf)
+        return torch.cat([chosen[:, None], negative], dim=1)
+
+
+def _pair_scores(scorer: nn.Module, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    return scorer(torch.stack([users, items], dim=1))
+
+
+def _drop(logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Each row's logits with its own chosen item masked (it is already in column 0)."""
+    return logits.scatter(1, items[:, None], -torch.inf)
+
+
+def weighted_softmax_loss(
+    low_weight: float = 0.5, liked_at: float = 4.0
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy of column 0 (the chosen item), each row weighted by its rating:
+    1 for ratings of ``liked_at`` or more, ``low_weight`` below."""
+
+    def softmax_loss(logits: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        weights = torch.where(ratings >= liked_at, 1.0, low_weight).to(logits.dtype)
+        targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+        losses = F.cross_entropy(logits, targets, reduction="none")
+        return (losses * weights).sum() / weights.sum().clamp_min(1e-12)
+
+    return softmax_loss

@@ -1,0 +1,218 @@
+"""Collaborative models trained to rank: the items a user picks next, not their ratings.
+
+A model fitted to ratings recommends well-rated middle-popularity items; what a
+user actually chooses next is better predicted by training on the choices
+themselves. Ranking learners read the same ``CollabData`` (every rating is an
+interaction "the user chose this item", weighted by how much they liked it) and
+train the same embedding models on the shared ``Learner`` with sampled
+negatives: a sampled softmax with popularity-corrected sampling by default, or
+BPR. After each epoch they compute top-k metrics (NDCG@k and the rest, see
+``recsys.evaluate``) on the validation users, and keep the weights of the epoch
+with the best NDCG. Validation should be a per-user temporal split (each user's
+latest ratings), which is what ``TrainConfig`` uses for ranking.
+
+EASE, the closed-form item-item model, is a ranking learner too: its "fit" is
+one d x d solve.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from recsys.collab import LARGE_DATA_ROWS, CollabData, CollabLearner, default_sparse
+from recsys.data.loaders import DataLoaders, TensorBatches
+from recsys.data.sampling import NegativeSampledBatches
+from recsys.evaluate import ranking_metrics
+from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
+from recsys.models.ease import EASE, EASEConfig, fit_ease
+from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.train.callbacks import Callback, SaveBest
+from recsys.train.learner import FitDefaults
+from recsys.train.losses import (
+    PairwiseScores,
+    SampledSoftmaxScores,
+    bpr_loss,
+    weighted_softmax_loss,
+)
+
+# Chosen with `benchmarks/ranking.py` on MovieLens-100k (per-user temporal split);
+# see the README for the figures.
+RANKING_DOT_DEFAULTS = {"n_factors": 64, "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
+RANKING_NN_DEFAULTS = {"layers": (64,), "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
+RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 4096
+N_NEGATIVES = 512  # items drawn per batch for the sampled softmax
+POPULARITY_ALPHA = 0.75  # negatives are drawn with probability ∝ count^alpha
+LOW_RATING_WEIGHT = 0.25  # weight of a rating below 4 relative to a liked item
+EASE_L2 = 250.0
+
+RankingModel = Literal["dot", "nn", "ease"]
+
+
+class RankingMetrics(Callback):
+    """Adds top-``k`` metrics of the validation users to each epoch's results."""
+
+    order = 40
+
+    def __init__(self, k: int = 10, relevant_at: float = 4.0) -> None:
+        self.k = k
+        self.relevant_at = relevant_at
+
+    def after_validate(self) -> None:
+        self.learn.valid_results.update(self.learn.ranking_metrics(self.k, self.relevant_at))
+
+
+class RankingLearner(CollabLearner):
+    """A collaborative learner whose model scores items for ranking (no rating scale)."""
+
+    objective = "ranking"
+
+    def ranking_metrics(self, k: int = 10, relevant_at: float = 4.0) -> dict[str, float]:
+        """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
+        x, y = (t.cpu() for t in self.data.dls.valid.tensors)
+        model = self.scoring_model
+        was_training = model.training
+        model.eval()
+        try:
+            metrics = ranking_metrics(
+                lambda users: model.score_all_items(users.to(self.device)).float().cpu(),
+                self.data.seen,
+                x[:, 0].numpy(),
+                x[:, 1].numpy(),
+                y.numpy(),
+                self.data.n_items,
+                k,
+                relevant_at,
+            )
+        finally:
+            model.train(was_training)
+        metrics.pop("users")
+        return metrics
+
+
+class EASELearner(RankingLearner):
+    """EASE behind the learner interface: ``fit`` (and ``fit_one_cycle``) solve it exactly."""
+
+    def __init__(self, data: CollabData, l2: float = EASE_L2, k: int = 10, **kwargs: Any) -> None:
+        placeholder = EASE(EASEConfig(data.n_users, data.n_items, 0, l2))
+        kwargs.setdefault("fit_defaults", FitDefaults(n_epoch=1))
+        super().__init__(data, placeholder, metrics=(), **kwargs)
+        self.l2 = l2
+        self.k = k
+
+    def fit(
+        self, n_epoch: int = 1, lr: float = 0.0, wd: float | None = None, cbs: Any = ()
+    ) -> None:
+        """Solve for the item-item weights; epochs, learning rate and callbacks do not apply."""
+        started = time.perf_counter()
+        x, _ = self.data.dls.train.tensors
+        x = x.cpu().numpy()
+        model = fit_ease(x[:, 0], x[:, 1], self.data.n_users, self.data.n_items, self.l2)
+        self.model = self.train_model = model.to(self.device)
+        self.valid_results = self.ranking_metrics(self.k)
+        self.recorder.rows = [
+            {"epoch": 0.0, **self.valid_results, "time": time.perf_counter() - started}
+        ]
+
+
+def ranking_learner(
+    data: CollabData,
+    model: RankingModel = "dot",
+    n_factors: int | None = None,
+    layers: Sequence[int] | None = None,
+    loss: Literal["softmax", "bpr"] = "softmax",
+    n_negatives: int = N_NEGATIVES,
+    l2: float = EASE_L2,
+    k: int = 10,
+    sparse: bool | None = None,
+    batch_size: int | None = None,
+    cbs: Sequence[Callback] = (),
+    **kwargs: Any,
+) -> RankingLearner:
+    """A learner that trains ``model`` to rank, validated by NDCG@``k``.
+
+    ``dot`` and ``nn`` are the rating models' architectures without the rating
+    squash, trained with ``loss`` (a sampled softmax over ``n_negatives``
+    popularity-drawn items, or BPR with one uniform negative per interaction);
+    the epoch with the best validation NDCG is kept. ``ease`` is solved in
+    closed form with ridge ``l2``. Unset arguments take the tuned defaults; the
+    batch size is 1024 below a million training ratings and the data's above.
+    """
+    if model == "ease":
+        return EASELearner(data, l2, k, **kwargs)
+    train = data.dls.train
+    if batch_size is None:
+        batch_size = RANKING_BATCH_SIZE if train.n_rows < LARGE_DATA_ROWS else train.batch_size
+    batches = TensorBatches(train.tensors, batch_size, shuffle=True)
+    batches.generator = train.generator  # the data's seed decides the order, as for rating
+    dls = DataLoaders(batches, data.dls.valid)
+    if sparse is None:
+        sparse = default_sparse(data, kwargs.get("device", "auto"))
+    if model == "nn":
+        scorer: torch.nn.Module = EmbeddingNN(
+            EmbeddingNNConfig(
+                data.n_users,
+                data.n_items,
+                layers=tuple(layers or RANKING_NN_DEFAULTS["layers"]),
+                y_range=None,
+                sparse=sparse,
+            )
+        )
+        defaults = RANKING_NN_DEFAULTS["fit"]
+    elif model == "dot":
+        scorer = DotProductBias(
+            DotProductBiasConfig(
+                data.n_users,
+                data.n_items,
+                n_factors or RANKING_DOT_DEFAULTS["n_factors"],
+                y_range=None,
+                sparse=sparse,
+            )
+        )
+        defaults = RANKING_DOT_DEFAULTS["fit"]
+    else:
+        raise ValueError(f"model must be dot, nn or ease, not {model!r}")
+    kwargs.setdefault("fit_defaults", defaults)
+    kwargs.setdefault("wd", defaults.wd)
+    cbs = [RankingMetrics(k), SaveBest("ndcg"), *cbs]
+    if loss == "softmax":
+        counts = torch.from_numpy(np.bincount(data.seen.indices, minlength=data.n_items))
+        objective = SampledSoftmaxScores(scorer, counts, n_negatives, POPULARITY_ALPHA)
+        return RankingLearner(
+            data,
+            objective,
+            loss_func=weighted_softmax_loss(LOW_RATING_WEIGHT),
+            metrics=(),
+            dls=dls,
+            cbs=cbs,
+            **kwargs,
+        )
+    if loss == "bpr":
+        return RankingLearner(
+            data,
+            PairwiseScores(scorer),
+            loss_func=bpr_loss,
+            metrics=(),
+            dls=_negative_sampled(data, batch_size),
+            cbs=cbs,
+            **kwargs,
+        )
+    raise ValueError(f"loss must be softmax or bpr, not {loss!r}")
+
+
+def _negative_sampled(data: CollabData, batch_size: int) -> DataLoaders:
+    """(user, chosen item, uniform negative) triplets for BPR, training and validation."""
+    train_x, _ = (t.cpu() for t in data.dls.train.tensors)
+    valid_x, _ = (t.cpu() for t in data.dls.valid.tensors)
+    return DataLoaders(
+        NegativeSampledBatches(
+            train_x[:, 0].numpy(), train_x[:, 1].numpy(), data.n_items, batch_size, seed=0
+        ),
+        NegativeSampledBatches(
+            valid_x[:, 0].numpy(), valid_x[:, 1].numpy(), data.n_items, 4096, seed=1
+        ),
+    )
