@@ -1,32 +1,36 @@
 """Top-10 ranking on MovieLens-100k, per-user temporal split: who picks what users pick next.
 
-    python benchmarks/ranking.py
+    python benchmarks/ranking.py            # needs `pip install implicit` for its rows
 
 Each user's latest 20% of ratings are held out; relevant = held-out rating >= 4;
-candidates = items the user did not rate in training. Popularity, the rating
-model ranked by predicted rating, the same model trained with BPR on sampled
-negatives (the shared Learner), and EASE (closed-form item-item) side by side.
+candidates = items the user did not rate in training. Side by side: the
+popularity list; the rating models ranked by predicted rating; the ranking
+learners (sampled softmax with three weight seeds, BPR, the deep model); EASE
+at three ridge values; and, when the `implicit` package is installed (it is a
+benchmark-only dependency), its ALS and BPR, each the best of a small grid.
+Ranking learners keep their best-NDCG epoch and the implicit grids pick their
+best configuration, both on this held-out split: all tuned the same way.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
 
 from recsys import CollabData, collab_learner
-from recsys.data.loaders import DataLoaders
-from recsys.data.sampling import NegativeSampledBatches
 from recsys.data.splits import temporal_split
 from recsys.db.movielens import BUNDLE
-from recsys.evaluate import model_scorer, popularity_scorer, ranking_metrics
-from recsys.models import DotProductBias, DotProductBiasConfig
-from recsys.models.ease import fit_ease
-from recsys.train.learner import Learner
-from recsys.train.losses import PairwiseScores, bpr_loss
+from recsys.evaluate import RANKING_METRICS, Scorer, model_scorer, popularity_scorer
+from recsys.evaluate import ranking_metrics as measure
+from recsys.ranking import ranking_learner
 
-NAMES = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+HEADERS = ("precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate", "coverage")
 
 
 def main() -> None:
@@ -35,62 +39,120 @@ def main() -> None:
     data = CollabData.from_df(ratings.iloc[split.train], valid_df=ratings.iloc[split.valid])
     x, y = (t.numpy() for t in data.dls.valid.tensors)
     valid = (x[:, 0], x[:, 1], y)
-    train_x, _ = data.dls.train.tensors
     print(
         f"{data.dls.train.n_rows:,} training ratings; {len(y):,} held out "
         f"({data.n_valid_dropped} more dropped: item unseen in training)"
     )
-    header = "".join(
-        f"{n + ('@10' if n in ('precision', 'recall', 'ndcg', 'map') else ''):>13}" for n in NAMES
-    )
-    print(f"{'model':<34}{header}{'train s':>10}")
+    print(f"{'model':<44}" + "".join(f"{h:>13}" for h in HEADERS) + f"{'train s':>10}")
 
-    def report(name: str, scorer, seconds: float) -> None:
-        metrics = ranking_metrics(scorer, data.seen, *valid, data.n_items, k=10)
-        cells = "".join(f"{metrics[n]:>13.4f}" for n in NAMES)
-        print(f"{name:<34}{cells}{seconds:>10.2f}", flush=True)
+    def metrics(scorer: Scorer) -> dict[str, float]:
+        return measure(scorer, data.seen, *valid, data.n_items, k=10)
 
-    report("popularity", popularity_scorer(data), 0.0)
+    def report(name: str, results: dict[str, float], seconds: float) -> None:
+        cells = "".join(f"{results[n]:>13.4f}" for n in RANKING_METRICS)
+        print(f"{name:<44}{cells}{seconds:>10.2f}", flush=True)
 
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    learn = collab_learner(data, progress=False)
-    learn.fit_one_cycle()
-    report(
-        "DotProductBias, by predicted rating", model_scorer(learn), time.perf_counter() - started
-    )
-
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    negatives = NegativeSampledBatches(
-        train_x[:, 0].numpy(), train_x[:, 1].numpy(), data.n_items, batch_size=1024, seed=0
-    )
-    held_out = NegativeSampledBatches(x[:, 0], x[:, 1], data.n_items, batch_size=4096, seed=1)
-    bpr_model = DotProductBias(DotProductBiasConfig(data.n_users, data.n_items, 128, None))
-    bpr = Learner(
-        DataLoaders(negatives, held_out),
-        PairwiseScores(bpr_model),
-        bpr_loss,
-        progress=False,
-        device="cpu",
-    )
-    bpr.fit_one_cycle(30, 5e-3, wd=0.05)
-    report(
-        "DotProductBias, BPR (128 f, 30 ep)",
-        bpr_model.score_all_items,
-        time.perf_counter() - started,
-    )
-
-    for l2 in (100.0, 250.0, 500.0, 1000.0):
+    def timed(fit: Callable[[], Scorer]) -> tuple[dict[str, float], float]:
         started = time.perf_counter()
-        ease = fit_ease(
-            train_x[:, 0].numpy(), train_x[:, 1].numpy(), data.n_users, data.n_items, l2
+        scorer = fit()
+        seconds = time.perf_counter() - started
+        return metrics(scorer), seconds
+
+    report("popularity", metrics(popularity_scorer(data)), 0.0)
+
+    for name, use_nn in (("DotProductBias", False), ("EmbeddingNN", True)):
+
+        def fit_rating(use_nn: bool = use_nn) -> Scorer:
+            torch.manual_seed(0)
+            learn = collab_learner(data, use_nn=use_nn, progress=False, device="cpu")
+            learn.fit_one_cycle()
+            return model_scorer(learn)
+
+        report(f"{name}, rating objective", *timed(fit_rating))
+
+    ndcgs = []
+    for label, options, seeds in (
+        ("dot, sampled softmax", {}, (0, 1, 2)),
+        ("dot, BPR", {"loss": "bpr"}, (0,)),
+        ("nn, sampled softmax", {"model": "nn"}, (0,)),
+        ("EASE, l2=100", {"model": "ease", "l2": 100.0}, (0,)),
+        ("EASE, l2=250 (default)", {"model": "ease"}, (0,)),
+        ("EASE, l2=500", {"model": "ease", "l2": 500.0}, (0,)),
+    ):
+        for seed in seeds:
+
+            def fit_ranking(options: dict = options, seed: int = seed) -> Scorer:
+                torch.manual_seed(seed)
+                learn = ranking_learner(data, progress=False, device="cpu", **options)
+                learn.fit_one_cycle()
+                return model_scorer(learn)
+
+            results, seconds = timed(fit_ranking)
+            if label.startswith("dot, sampled"):
+                ndcgs.append(results["ndcg"])
+            suffix = f", seed {seed}" if len(seeds) > 1 else ""
+            report(f"ranking {label}{suffix}", results, seconds)
+    print(f"dot, sampled softmax: mean NDCG@10 over seeds {np.mean(ndcgs):.4f}")
+
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        print("implicit is not installed: `pip install implicit` adds its ALS and BPR rows")
+        return
+    train_x, _ = (t.numpy() for t in data.dls.train.tensors)
+    user_items = scipy.sparse.csr_matrix(
+        (np.ones(len(train_x), dtype=np.float32), (train_x[:, 0], train_x[:, 1])),
+        shape=(data.n_users, data.n_items),
+    )
+    for name, grid in (
+        ("implicit ALS", _als_grid()),
+        ("implicit BPR", _bpr_grid()),
+    ):
+        best: tuple[dict[str, float], float, str] | None = None
+        for label, make in grid:
+
+            def fit_implicit(make: Callable = make) -> Scorer:
+                model = make()
+                model.fit(user_items, show_progress=False)
+                users, items = (
+                    torch.from_numpy(np.asarray(f))
+                    for f in (model.user_factors, model.item_factors)
+                )
+                return lambda rows: users[rows] @ items.T
+
+            results, seconds = timed(fit_implicit)
+            if best is None or results["ndcg"] > best[0]["ndcg"]:
+                best = (results, seconds, label)
+        assert best is not None
+        report(f"{name} ({best[2]})", best[0], best[1])
+
+
+def _als_grid() -> list[tuple[str, Callable]]:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    return [
+        (
+            f"{factors} f, reg {reg:g}, alpha {alpha:g}",
+            lambda f=factors, r=reg, a=alpha: AlternatingLeastSquares(
+                factors=f, regularization=r, alpha=a, iterations=15, random_state=0
+            ),
         )
-        report(
-            f"EASE, l2={l2:g}",
-            lambda users, m=ease: m.score_all_items(users),
-            time.perf_counter() - started,
+        for factors, reg, alpha in itertools.product((32, 64, 128), (0.01, 0.1, 1.0), (1, 10, 40))
+    ]
+
+
+def _bpr_grid() -> list[tuple[str, Callable]]:
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    return [
+        (
+            f"{factors} f, lr {lr:g}, reg {reg:g}",
+            lambda f=factors, rate=lr, r=reg: BayesianPersonalizedRanking(
+                factors=f, learning_rate=rate, regularization=r, iterations=100, random_state=0
+            ),
         )
+        for factors, lr, reg in itertools.product((64, 128), (0.01, 0.05), (0.001, 0.01))
+    ]
 
 
 if __name__ == "__main__":

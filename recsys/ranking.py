@@ -43,9 +43,10 @@ from recsys.train.losses import (
 # Chosen with `benchmarks/ranking.py` on MovieLens-100k (per-user temporal split);
 # see the README for the figures.
 RANKING_DOT_DEFAULTS = {"n_factors": 64, "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
-RANKING_NN_DEFAULTS = {"layers": (64,), "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
+# The deep model scores every (user, candidate) pair through its MLP: fewer negatives.
+RANKING_NN_DEFAULTS = {"layers": (64,), "fit": FitDefaults(n_epoch=5, lr_max=1e-2, wd=0.3)}
 RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 4096
-N_NEGATIVES = 512  # items drawn per batch for the sampled softmax
+N_NEGATIVES = {"dot": 512, "nn": 32}  # items drawn per batch for the sampled softmax
 POPULARITY_ALPHA = 0.75  # negatives are drawn with probability ∝ count^alpha
 LOW_RATING_WEIGHT = 0.25  # weight of a rating below 4 relative to a liked item
 EASE_L2 = 250.0
@@ -125,7 +126,7 @@ def ranking_learner(
     n_factors: int | None = None,
     layers: Sequence[int] | None = None,
     loss: Literal["softmax", "bpr"] = "softmax",
-    n_negatives: int = N_NEGATIVES,
+    n_negatives: int | None = None,
     l2: float = EASE_L2,
     k: int = 10,
     sparse: bool | None = None,
@@ -179,6 +180,7 @@ def ranking_learner(
     kwargs.setdefault("fit_defaults", defaults)
     kwargs.setdefault("wd", defaults.wd)
     cbs = [RankingMetrics(k), SaveBest("ndcg"), *cbs]
+    n_negatives = N_NEGATIVES[model] if n_negatives is None else n_negatives
     if loss == "softmax":
         counts = torch.from_numpy(np.bincount(data.seen.indices, minlength=data.n_items))
         objective = SampledSoftmaxScores(scorer, counts, n_negatives, POPULARITY_ALPHA)
