@@ -148,8 +148,9 @@ def ranking_learner(
     train = data.dls.train
     if batch_size is None:
         batch_size = RANKING_BATCH_SIZE if train.n_rows < LARGE_DATA_ROWS else train.batch_size
-    batches = TensorBatches(train.tensors, batch_size, shuffle=True)
-    batches.generator = train.generator  # the data's seed decides the order, as for rating
+    # The batch order comes from torch's seed, so torch.manual_seed makes a run repeatable.
+    order_seed = int(torch.randint(0, 2**62, ()))
+    batches = TensorBatches(train.tensors, batch_size, shuffle=True, seed=order_seed)
     dls = DataLoaders(batches, data.dls.valid)
     if sparse is None:
         sparse = default_sparse(data, kwargs.get("device", "auto"))

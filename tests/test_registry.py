@@ -117,3 +117,59 @@ def test_a_run_that_died_is_marked_failed_by_the_next_one(engine: Engine, tmp_pa
     stale = get_version(engine, dead)
     assert stale.status == "failed"
     assert "stopped before it finished" in stale.error
+
+
+RANKING = TrainConfig(objective="ranking", epochs=8, lr=0.05, batch_size=64, n_factors=8)
+
+
+def test_rating_and_ranking_versions_are_active_side_by_side(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load_taste_groups(engine)
+    rating = train_and_register(engine, SMALL, tmp_path, progress=False).version_id
+    ranking = train_and_register(engine, RANKING, tmp_path, progress=False)
+    ease = train_and_register(
+        engine, TrainConfig(objective="ranking", model="ease", l2=10.0), tmp_path, progress=False
+    ).version_id
+
+    assert active_version(engine, "rating").id == rating
+    assert active_version(engine, "ranking").id == ease
+    served = get_version(engine, ranking.version_id)
+    assert (served.objective, served.kind, served.hyperparameters["split"]) == (
+        "ranking",
+        "dot",
+        None,  # resolved to the per-user temporal split
+    )
+    assert {"ndcg", "recall", "coverage", "n_train"} <= set(served.metrics)
+    assert "rmse" not in served.metrics
+    loaded = load_recommender(get_version(engine, ease).artifact_path)
+    assert loaded.recommend("u0", 3, exclude_seen=False).shape == (3, 2)
+
+    assert rollback(engine, "ranking").id == ranking.version_id
+    assert active_version(engine, "rating").id == rating  # untouched by the other objective
+    assert activate(engine, ease).objective == "ranking"
+    with pytest.raises(ActivationError, match="no earlier ready rating version"):
+        rollback(engine, "rating")
+
+
+def test_auto_promotion_of_a_ranking_model_needs_a_better_ndcg(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load_taste_groups(engine)
+    first = train_and_register(engine, RANKING, tmp_path, progress=False, promote="auto")
+    assert first.promoted
+    assert first.reason == "no ranking version was active"
+
+    untrained = TrainConfig(objective="ranking", epochs=1, lr=1e-6, batch_size=64, n_factors=8)
+    second = train_and_register(engine, untrained, tmp_path, progress=False, promote="auto")
+    assert not second.promoted
+    assert "valid NDCG@10" in second.reason
+    assert "does not beat" in second.reason
+    assert active_version(engine, "ranking").id == first.version_id
+
+
+def test_ease_is_a_ranking_model_only() -> None:
+    with pytest.raises(ValueError, match="ease ranks items and predicts no ratings"):
+        TrainConfig(model="ease")
+    with pytest.raises(ValueError, match="objective must be rating or ranking"):
+        TrainConfig(objective="clicks")  # type: ignore[arg-type]

@@ -120,3 +120,36 @@ def test_commands_say_when_no_model_was_trained(cli_env: str) -> None:
     result = runner.invoke(app, ["interpret", "biases"])
     assert result.exit_code == 1
     assert "no model version is active: run `recsys train` first" in result.output
+
+
+def test_ranking_models_train_list_and_roll_back_by_objective(trained_database: str) -> None:
+    ease = runner.invoke(app, ["train", "--objective", "ranking", "--model", "ease", "--l2", "10"])
+    assert ease.exit_code == 0, ease.output
+    assert "ranking model version 2 is now active: no ranking version was active" in ease.output
+    assert "ndcg" in ease.output
+    dot = runner.invoke(
+        app,
+        [
+            "train",
+            "--objective",
+            "ranking",
+            "--epochs",
+            "5",
+            "--factors",
+            "8",
+            "--promote",
+            "always",
+        ],
+    )
+    assert dot.exit_code == 0, dot.output
+
+    listed = runner.invoke(app, ["models", "list"]).output.splitlines()
+    assert listed[0].split()[:3] == ["*", "3", "ranking"]
+    assert listed[1].split()[:3] == ["2", "ranking", "ease"]
+    assert listed[2].split()[:3] == ["*", "1", "rating"]
+    rolled = runner.invoke(app, ["models", "rollback", "--objective", "ranking"])
+    assert "rolled back: ranking model version 2 is active" in rolled.output
+
+    refused = runner.invoke(app, ["train", "--model", "ease"])
+    assert refused.exit_code == 1
+    assert "ease ranks items and predicts no ratings: use --objective ranking" in refused.output

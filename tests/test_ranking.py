@@ -1,0 +1,146 @@
+"""Ranking learners on data with a known answer: what each user should be shown next."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recsys.collab import CollabData
+from recsys.ranking import RankingLearner, ranking_learner
+from recsys.train.losses import SampledSoftmaxScores, weighted_softmax_loss
+from tests.factories import two_taste_groups
+
+
+def taste_data() -> tuple[CollabData, pd.DataFrame]:
+    train, held_out = two_taste_groups()
+    return CollabData.from_df(train, valid_df=held_out, batch_size=64), held_out
+
+
+def top3(learn: RankingLearner, held_out: pd.DataFrame) -> None:
+    recommender = learn.recommender()
+    for row in held_out.itertuples():
+        top = recommender.recommend(row.user_id, n=3)
+        assert row.item_id in set(top["item_id"]), (row.user_id, top)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"model": "dot"},  # 20 items: the exact softmax
+        {"model": "dot", "n_negatives": 6},  # drawn negatives with the logQ correction
+        {"model": "dot", "loss": "bpr"},
+        {"model": "ease", "l2": 10.0},
+    ],
+    ids=["softmax", "sampled-softmax", "bpr", "ease"],
+)
+def test_each_users_held_out_favourite_ranks_in_their_top_three(options: dict) -> None:
+    data, held_out = taste_data()
+    torch.manual_seed(0)
+    learn = ranking_learner(data, n_factors=8, progress=False, device="cpu", **options)
+    learn.fit_one_cycle(*(() if options["model"] == "ease" else (15, 0.05, 0.0)))
+
+    top3(learn, held_out)
+    last = learn.recorder.rows[-1]
+    assert {"ndcg", "recall", "coverage"} <= set(last)
+    assert max(row["ndcg"] for row in learn.recorder.rows) >= 0.9
+
+
+def test_the_best_ndcg_epoch_is_the_one_kept() -> None:
+    data, _ = taste_data()
+    torch.manual_seed(0)
+    learn = ranking_learner(data, n_factors=8, progress=False, device="cpu")
+    learn.fit_one_cycle(6, 0.05, 0.0)
+    best = max(row["ndcg"] for row in learn.recorder.rows)
+    assert learn.ranking_metrics()["ndcg"] == pytest.approx(best)
+
+
+def test_recommendations_never_repeat_what_the_user_rated() -> None:
+    train, held_out = two_taste_groups()
+    data = CollabData.from_df(train, valid_df=held_out, batch_size=64)
+    learn = ranking_learner(data, n_factors=8, progress=False, device="cpu")
+    learn.fit_one_cycle(3, 0.05)
+    recommender = learn.recommender()
+    for user, rated in train.groupby("user_id")["item_id"]:
+        top = recommender.recommend(user, n=20)
+        assert not set(top["item_id"]) & set(rated)
+        assert len(top) == 20 - len(rated)
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    data, _ = taste_data()
+
+    def scores() -> torch.Tensor:
+        torch.manual_seed(3)
+        learn = ranking_learner(data, n_factors=8, n_negatives=6, progress=False, device="cpu")
+        learn.fit_one_cycle(3, 0.05)
+        return learn.scoring_model.score_all_items(torch.arange(data.n_users))
+
+    assert torch.equal(scores(), scores())
+
+
+class Table(torch.nn.Module):
+    """A scorer whose scores are a fixed table, to read the sampled logits against."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scores[x[:, 0], x[:, 1]]
+
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.scores[users][:, items]
+
+
+def test_sampled_softmax_corrects_for_popularity_and_masks_the_chosen_item() -> None:
+    scores = torch.arange(12.0).view(3, 4)
+    counts = torch.tensor([1, 3, 9, 27])
+    objective = SampledSoftmaxScores(Table(scores), counts, n_negatives=3, alpha=1.0)
+    x = torch.tensor([[0, 1], [2, 3]])
+    torch.manual_seed(0)
+    logits = objective(x)
+    torch.manual_seed(0)
+    drawn = torch.multinomial(objective.probabilities, 3, replacement=True)
+
+    log_q = torch.log(counts / counts.sum())
+    assert torch.allclose(logits[:, 0], scores[x[:, 0], x[:, 1]] - log_q[x[:, 1]])
+    expected = scores[x[:, 0]][:, drawn] - log_q[drawn]
+    hit = drawn[None, :] == x[:, 1:2]
+    assert hit.any()  # the popular item 3 is drawn for the row that chose it
+    assert torch.isneginf(logits[:, 1:][hit]).all()
+    assert torch.allclose(logits[:, 1:][~hit], expected[~hit])
+
+
+def test_with_enough_negatives_the_softmax_is_exact_over_every_item() -> None:
+    scores = torch.randn(3, 5)
+    objective = SampledSoftmaxScores(Table(scores), torch.ones(5), n_negatives=5)
+    x = torch.tensor([[0, 4], [1, 0]])
+    logits = objective(x)
+    loss = weighted_softmax_loss()(logits, torch.tensor([5.0, 5.0]))
+    expected = torch.nn.functional.cross_entropy(scores[x[:, 0]], x[:, 1])
+    assert torch.allclose(loss, expected)
+
+
+def test_low_ratings_weigh_less_in_the_loss() -> None:
+    logits = torch.tensor([[0.0, 2.0], [2.0, 0.0]])  # row 0 badly ranked, row 1 well
+    loss = weighted_softmax_loss(low_weight=0.25)
+    # Row 0 rated 2 (weight 0.25), row 1 rated 5: the good row dominates.
+    assert loss(logits, torch.tensor([2.0, 5.0])) < loss(logits, torch.tensor([5.0, 2.0]))
+
+
+def test_unknown_model_and_loss_names_are_refused() -> None:
+    data, _ = taste_data()
+    with pytest.raises(ValueError, match="model must be dot, nn or ease"):
+        ranking_learner(data, model="svd")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="loss must be softmax or bpr"):
+        ranking_learner(data, loss="warp")  # type: ignore[arg-type]
+
+
+def test_users_who_chose_every_item_keep_no_negative_to_draw() -> None:
+    from recsys.data.sampling import NegativeSampledBatches
+
+    users, items = np.zeros(5, dtype=np.int64), np.arange(5)
+    sampler = NegativeSampledBatches(users, items, n_items=5, batch_size=5)
+    assert sampler.is_positive(users, sampler.sample_negatives(users)).all()
