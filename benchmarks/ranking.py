@@ -1,6 +1,6 @@
 """Top-10 ranking on MovieLens-100k, per-user temporal split: who picks what users pick next.
 
-    python benchmarks/ranking.py            # needs `pip install implicit` for its rows
+    python benchmarks/ranking.py [--device cuda]   # `pip install implicit` adds its rows
 
 Each user's latest 20% of ratings are held out; relevant = held-out rating >= 4;
 candidates = items the user did not rate in training. Side by side: the
@@ -14,6 +14,7 @@ best configuration, both on this held-out split: all tuned the same way.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 from collections.abc import Callable
@@ -34,6 +35,9 @@ HEADERS = ("precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate", "covera
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (implicit stays on the CPU)")
+    device = parser.parse_args().device
     ratings = pd.read_parquet(BUNDLE / "ratings.parquet").rename(columns={"movie_id": "item_id"})
     split = temporal_split(ratings["user_id"].to_numpy(), ratings["timestamp"].to_numpy(), 0.2)
     data = CollabData.from_df(ratings.iloc[split.train], valid_df=ratings.iloc[split.valid])
@@ -64,7 +68,7 @@ def main() -> None:
 
         def fit_rating(use_nn: bool = use_nn) -> Scorer:
             torch.manual_seed(0)
-            learn = collab_learner(data, use_nn=use_nn, progress=False, device="cpu")
+            learn = collab_learner(data, use_nn=use_nn, progress=False, device=device)
             learn.fit_one_cycle()
             return model_scorer(learn)
 
@@ -83,7 +87,7 @@ def main() -> None:
 
             def fit_ranking(options: dict = options, seed: int = seed) -> Scorer:
                 torch.manual_seed(seed)
-                learn = ranking_learner(data, progress=False, device="cpu", **options)
+                learn = ranking_learner(data, progress=False, device=device, **options)
                 learn.fit_one_cycle()
                 return model_scorer(learn)
 
