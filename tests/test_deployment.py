@@ -26,12 +26,12 @@ def resolve(argv: list[str]) -> object:
 def test_compose_describes_the_production_services() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "api", "trainer"}
+    assert set(services) == {"postgres", "migrate", "api", "trainer", "trainer-ranking"}
     assert "healthcheck" in services["postgres"]
     assert any(v.startswith("pgdata:") for v in services["postgres"]["volumes"])
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    for name in ("migrate", "api", "trainer"):
+    for name in ("migrate", "api", "trainer", "trainer-ranking"):
         assert services[name]["environment"]["RECSYS_DATABASE_URL"].startswith(
             "postgresql+psycopg://"
         )
@@ -40,7 +40,7 @@ def test_compose_describes_the_production_services() -> None:
 
 def test_compose_commands_are_real_cli_verbs_with_real_options() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for service in ("migrate", "api", "trainer"):
+    for service in ("migrate", "api", "trainer", "trainer-ranking"):
         program, *argv = compose["services"][service]["command"]
         assert program == "recsys"
         command = resolve(argv)
