@@ -10,11 +10,13 @@ from torch import nn
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.models.tabular_model import TabularModel, TabularModelConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "DotProductBias": (DotProductBias, DotProductBiasConfig),
     "EmbeddingNN": (EmbeddingNN, EmbeddingNNConfig),
     "EASE": (EASE, EASEConfig),
+    "TabularModel": (TabularModel, TabularModelConfig),
 }
 
 
@@ -36,7 +38,7 @@ def build_model(spec: dict[str, Any] | None) -> nn.Module:
         )
     model_class, config_class = MODELS[spec["class"]]
     config = dict(spec["config"])
-    for key in ("y_range", "layers"):
+    for key in ("y_range", "layers", "cardinalities"):
         if key in config and config[key] is not None:
             config[key] = tuple(config[key])
     return model_class(config_class(**config))

@@ -1,0 +1,1 @@
+"""Tabular data: pre-processing fitted on the training split, a learner on the shared trainer."""
