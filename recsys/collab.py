@@ -24,10 +24,9 @@ from recsys.data.ratings import IdMap, RatingsTable, read_ratings
 from recsys.data.splits import Split, random_split, temporal_split
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
-from recsys.models.registry import build_model
 from recsys.recommend import Recommender, SeenItems
 from recsys.train import distributed
-from recsys.train.learner import FitDefaults, Learner, Metric, load_payload, resolve_device
+from recsys.train.learner import FitDefaults, Learner, Metric, load_model, resolve_device
 from recsys.train.metrics import mae, rmse
 
 # Chosen by the grid in `benchmarks/collab.py --search` on MovieLens-100k (random
@@ -273,10 +272,7 @@ def collab_learner(
 
 def load_recommender(path: Path | str, device: str | torch.device = "cpu") -> Recommender:
     """A :class:`Recommender` from a file written by ``CollabLearner.save``."""
-    payload = load_payload(path)
-    model = build_model(payload["model"])
-    model.load_state_dict(payload["state_dict"])
-    extra = payload["extra"]
+    model, extra = load_model(path)
     return Recommender(
         model.to(device),
         IdMap("user", np.asarray(extra["user_ids"], dtype=object)),

@@ -27,7 +27,7 @@ import torch
 from recsys.collab import LARGE_DATA_ROWS, CollabData, CollabLearner, default_sparse
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.sampling import NegativeSampledBatches
-from recsys.evaluate import ranking_metrics
+from recsys.evaluate import model_scorer, ranking_metrics
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig, fit_ease
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
@@ -75,22 +75,16 @@ class RankingLearner(CollabLearner):
     def ranking_metrics(self, k: int = 10, relevant_at: float = 4.0) -> dict[str, float]:
         """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
         x, y = (t.cpu() for t in self.data.dls.valid.tensors)
-        model = self.scoring_model
-        was_training = model.training
-        model.eval()
-        try:
-            metrics = ranking_metrics(
-                lambda users: model.score_all_items(users.to(self.device)).float().cpu(),
-                self.data.seen,
-                x[:, 0].numpy(),
-                x[:, 1].numpy(),
-                y.numpy(),
-                self.data.n_items,
-                k,
-                relevant_at,
-            )
-        finally:
-            model.train(was_training)
+        metrics = ranking_metrics(
+            model_scorer(self),  # eval mode; a fit puts the model back in training mode
+            self.data.seen,
+            x[:, 0].numpy(),
+            x[:, 1].numpy(),
+            y.numpy(),
+            self.data.n_items,
+            k,
+            relevant_at,
+        )
         metrics.pop("users")
         return metrics
 

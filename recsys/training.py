@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from recsys.collab import CollabData, CollabLearner, collab_learner, load_recommender
 from recsys.data.ratings import IdMap, read_ratings
 from recsys.db.tables import ratings
-from recsys.evaluate import ranking_metrics
+from recsys.evaluate import model_scorer, ranking_metrics
 from recsys.ranking import EASE_L2, RankingLearner, ranking_learner
 from recsys.recommend import Recommender
 from recsys.registry import (
@@ -189,14 +189,9 @@ def _compare_ranking(learn: RankingLearner, active: Recommender) -> tuple[float,
         scores[:, known_items] = theirs.float()[:, item_lookup[known_items]]
         return scores
 
-    model = learn.scoring_model.eval()
-
-    def new_scores(users: torch.Tensor) -> torch.Tensor:
-        return model.score_all_items(users.to(learn.device)).float().cpu()
-
     new, old = (
         ranking_metrics(scorer, data.seen, *valid, data.n_items)
-        for scorer in (new_scores, old_scores)
+        for scorer in (model_scorer(learn), old_scores)
     )
     return new["ndcg"], old["ndcg"], int(new["users"])
 

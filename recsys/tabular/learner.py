@@ -15,10 +15,9 @@ from sqlalchemy import Engine, text
 
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.splits import random_split
-from recsys.models.registry import build_model
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.tabular.processing import TabularProcessor
-from recsys.train.learner import FitDefaults, Learner, load_payload
+from recsys.train.learner import FitDefaults, Learner, load_model
 from recsys.train.metrics import accuracy, mae, rmse
 
 # Chosen with `benchmarks/tabular.py` on the bundled census-income data.
@@ -168,8 +167,6 @@ def tabular_learner(
 
 def load_tabular(path: Path | str, device: str | torch.device = "cpu") -> TabularPredictor:
     """A :class:`TabularPredictor` from a file written by ``TabularLearner.save``."""
-    payload = load_payload(path)
-    model = build_model(payload["model"])
-    model.load_state_dict(payload["state_dict"])
-    processor = TabularProcessor.from_state(payload["extra"]["processor"])
+    model, extra = load_model(path)
+    processor = TabularProcessor.from_state(extra["processor"])
     return TabularPredictor(model.to(device), processor)  # type: ignore[arg-type]

@@ -385,12 +385,12 @@ def load_payload(path: Path | str) -> dict[str, Any]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
-def load_model(path: Path | str) -> nn.Module:
-    """Rebuild and load the model saved at ``path``."""
+def load_model(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild and load the model saved at ``path``; also return the learner's extra state."""
     payload = load_payload(path)
     model = build_model(payload["model"])
     model.load_state_dict(payload["state_dict"])
-    return model
+    return model, payload["extra"]
 
 
 def _suggest(lrs: list[float], losses: list[float]) -> LRFindResult:
