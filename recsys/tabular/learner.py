@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from sqlalchemy import Engine, text
 
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.splits import random_split
+from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.tabular.processing import TabularProcessor
 from recsys.train.learner import FitDefaults, Learner, load_model
 from recsys.train.metrics import accuracy, mae, rmse
+
+ADULT = Path(str(files("recsys") / "bundled" / "adult" / "adult.parquet"))  # census income
 
 # Chosen with `benchmarks/tabular.py` on the bundled census-income data.
 TABULAR_DEFAULTS = FitDefaults(n_epoch=5, lr_max=1e-2, wd=0.1)
@@ -30,6 +34,7 @@ class TabularData:
 
     dls: DataLoaders
     processor: TabularProcessor
+    valid_index: list[Any]  # the frame's row labels of the validation rows, in batch order
 
     @classmethod
     def from_df(
@@ -64,6 +69,7 @@ class TabularData:
                 TensorBatches(tensors(valid), batch_size * 4),
             ),
             processor,
+            valid.index.tolist(),
         )
 
     @classmethod
@@ -131,6 +137,14 @@ class TabularLearner(Learner):
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predictions for raw rows (see :meth:`TabularPredictor.predict`)."""
         return self.predictor().predict(frame)
+
+    def interpret(self) -> ClassificationInterpretation:
+        """Confusion and top losses on the validation rows (items: the frame's row labels)."""
+        if not self.data.processor.classification:
+            raise ValueError("interpretation is for classifiers; this model is a regression")
+        return ClassificationInterpretation.from_learner(
+            self, self.data.processor.classes, self.data.valid_index
+        )
 
     def extra_state(self) -> dict[str, Any]:
         return {"processor": self.data.processor.state()}

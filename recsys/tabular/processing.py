@@ -60,7 +60,7 @@ class TabularProcessor:
             classification = not pd.api.types.is_float_dtype(frame[y_name])
         processor = cls(list(cat_names), list(cont_names), y_name, classification)
         for name in cat_names:
-            values = frame[name].dropna().astype(str).unique()
+            values = _category_strings(frame[name]).dropna().unique()
             processor.categories[name] = sorted(values.tolist())
         for name in cont_names:
             column = _numeric(frame, name)
@@ -93,7 +93,8 @@ class TabularProcessor:
         for name in self.cat_names:
             lookup = {value: i + len(RESERVED) for i, value in enumerate(self.categories[name])}
             column = frame[name]
-            codes = column.astype(str).map(lookup).fillna(UNKNOWN).to_numpy(np.int64, copy=True)
+            codes = _category_strings(column).map(lookup).fillna(UNKNOWN)
+            codes = codes.to_numpy(np.int64, copy=True)
             codes[column.isna().to_numpy()] = MISSING
             columns.append(codes)
         for name in self.na_flags:  # 0: the value was there, 1: it was missing
@@ -146,6 +147,16 @@ def _require(frame: pd.DataFrame, names: Sequence[str]) -> None:
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise SchemaError(f"missing column(s): {', '.join(missing)}")
+
+
+def _category_strings(column: pd.Series) -> pd.Series:
+    """Values as category labels; whole floats as integers, so 3.0 (JSON, a column with
+    gaps) and 3 are one category."""
+
+    def label(value: object) -> str:
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    return column.map(label, na_action="ignore")
 
 
 def _numeric(frame: pd.DataFrame, name: str) -> pd.Series:

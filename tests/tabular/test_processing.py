@@ -72,3 +72,20 @@ def test_a_learner_separates_an_easy_rule_and_predicts_after_loading(tmp_path) -
     assert predicted["prediction"].tolist()[:3] == ["hi", "hi", "lo"]
     assert predicted["prediction"].iloc[3] in {"hi", "lo"}  # an unseen group still answers
     assert np.allclose(predicted[["hi", "lo"]].sum(axis=1), 1.0)
+
+    top = learn.interpret().top_losses()
+    assert len(top) == 400 and set(top["item"]) == set(data.valid_index)
+    # Items are the frame's own row labels: each names the row with that answer.
+    assert (data_frame.loc[top["item"], "y"].to_numpy() == top["actual"].to_numpy()).all()
+
+
+def test_whole_floats_and_integers_are_one_category() -> None:
+    training = pd.DataFrame({"rooms": [1, 2, 3, 2], "label": ["a", "b", "a", "b"]})
+    processor = TabularProcessor.fit(training, ["rooms"], [], "label")
+    # JSON rows, or a column with gaps, bring 2.0 where training saw 2.
+    asked = pd.DataFrame({"rooms": [2.0, 3, None, 2.5]})
+    codes = processor.categorical(asked)[:, 0].tolist()
+    assert codes == processor.categorical(pd.DataFrame({"rooms": [2, 3]}))[:, 0].tolist() + [
+        MISSING,
+        UNKNOWN,
+    ]
