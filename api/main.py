@@ -15,10 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import install_error_handlers
-from api.routes import explorer, health, items, models, ratings, recommendations
+from api.model_files import ModelFile
+from api.routes import explorer, health, items, models, ratings, recommendations, tabular
 from api.state import ServiceState
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
+from recsys.tabular.learner import load_tabular
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
         app.state.service = ServiceState(settings.recommend_with)
+        app.state.tabular = ModelFile(
+            settings.tabular_model_path, load_tabular, "tabular model", "recsys tabular train"
+        )
         # Load once at start; scoring never touches the database afterwards. With the
         # database unreachable the service still starts, and /ready says why it is not.
         with contextlib.suppress(SQLAlchemyError):
@@ -69,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Recommendations, rating predictions and similar items, in your own ids.",
     )
     install_error_handlers(app)
-    for module in (health, recommendations, items, explorer, ratings, models):
+    for module in (health, recommendations, items, explorer, ratings, models, tabular):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -115,3 +115,33 @@ class ModelVersionOut(BaseModel):
     metrics: dict[str, Any]
     hyperparameters: dict[str, Any]
     error: str | None
+
+
+MAX_TABULAR_ROWS = 10_000
+
+
+class TabularRequest(BaseModel):
+    rows: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_TABULAR_ROWS,
+        description="Raw rows, column name -> value, as in the training file.",
+    )
+
+
+class TabularPrediction(BaseModel):
+    prediction: str | float
+    probabilities: dict[str, float] | None = Field(
+        description="Class -> probability (classification only)."
+    )
+
+
+class TabularPredictions(BaseModel):
+    target: str
+    predictions: list[TabularPrediction]
+
+
+class TabularSchema(BaseModel):
+    target: str
+    categorical: list[str]
+    continuous: list[str]
+    classes: list[str]

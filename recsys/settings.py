@@ -20,6 +20,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; a SQLite file in the working directory by default.",
     )
     artifact_dir: Path = Field(default=Path("artifacts"), description="Where model versions live.")
+    tabular_model: Path | None = Field(
+        default=None,
+        description="The tabular model `recsys tabular` writes and the API serves "
+        "[ARTIFACT_DIR/tabular/model.pt].",
+    )
     api_key: str | None = Field(default=None, description="Required on write endpoints when set.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = CUDA when available, else CPU."
@@ -36,6 +41,10 @@ class Settings(BaseSettings):
         description="Which active model answers recommendations: the ranking model (when one "
         "is active, else the rating model), or always the rating model.",
     )
+
+    @property
+    def tabular_model_path(self) -> Path:
+        return self.tabular_model or self.artifact_dir / "tabular" / "model.pt"
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

@@ -33,3 +33,11 @@ def two_taste_groups(
                 }
             )
     return pd.DataFrame(rows), pd.DataFrame(held_out)
+
+
+def easy_rule_rows(n: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """Rows whose label ``y`` is "hi" when ``group`` is "a" or ``x`` > 1, else "lo"."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"group": rng.choice(["a", "b", "c"], n), "x": rng.normal(size=n)})
+    frame["y"] = np.where((frame["group"] == "a") | (frame["x"] > 1), "hi", "lo")
+    return frame

@@ -8,6 +8,7 @@ from recsys.cli.data import dataset_app, db_app, ingest_app, load_app, quickstar
 from recsys.cli.interpret import explain, interpret_app, similar
 from recsys.cli.models import models_app
 from recsys.cli.serving import serve
+from recsys.cli.tabular import tabular_app
 from recsys.cli.training import evaluate, train
 
 app = typer.Typer(
@@ -21,5 +22,6 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(interpret_app, name="interpret")
 app.add_typer(models_app, name="models")
+app.add_typer(tabular_app, name="tabular")
 for command in (quickstart, train, evaluate, similar, explain, serve):
     app.command()(command)

@@ -9,6 +9,7 @@ import torch
 
 from recsys.tabular.learner import TabularData, load_tabular, tabular_learner
 from recsys.tabular.processing import MISSING, UNKNOWN, SchemaError, TabularProcessor
+from tests.factories import easy_rule_rows
 
 
 def frame() -> pd.DataFrame:
@@ -54,10 +55,7 @@ def test_schema_errors_name_the_column_and_row() -> None:
 
 
 def test_a_learner_separates_an_easy_rule_and_predicts_after_loading(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    n = 2_000
-    data_frame = pd.DataFrame({"group": rng.choice(["a", "b", "c"], n), "x": rng.normal(size=n)})
-    data_frame["y"] = np.where((data_frame["group"] == "a") | (data_frame["x"] > 1), "hi", "lo")
+    data_frame = easy_rule_rows()
     torch.manual_seed(0)
     data = TabularData.from_df(data_frame, "y", batch_size=128)
     assert data.processor.cat_names == ["group"]
@@ -74,7 +72,8 @@ def test_a_learner_separates_an_easy_rule_and_predicts_after_loading(tmp_path) -
     assert np.allclose(predicted[["hi", "lo"]].sum(axis=1), 1.0)
 
     top = learn.interpret().top_losses()
-    assert len(top) == 400 and set(top["item"]) == set(data.valid_index)
+    assert len(top) == 400
+    assert set(top["item"]) == set(data.valid_index)
     # Items are the frame's own row labels: each names the row with that answer.
     assert (data_frame.loc[top["item"], "y"].to_numpy() == top["actual"].to_numpy()).all()
 
@@ -85,7 +84,43 @@ def test_whole_floats_and_integers_are_one_category() -> None:
     # JSON rows, or a column with gaps, bring 2.0 where training saw 2.
     asked = pd.DataFrame({"rooms": [2.0, 3, None, 2.5]})
     codes = processor.categorical(asked)[:, 0].tolist()
-    assert codes == processor.categorical(pd.DataFrame({"rooms": [2, 3]}))[:, 0].tolist() + [
-        MISSING,
-        UNKNOWN,
-    ]
+    two, three = processor.categorical(pd.DataFrame({"rooms": [2, 3]}))[:, 0].tolist()
+    assert codes == [two, three, MISSING, UNKNOWN]
+
+
+def test_cli_trains_from_a_csv_and_predicts_another(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+    from recsys.settings import get_settings
+
+    monkeypatch.setenv("RECSYS_ARTIFACT_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("RECSYS_DEVICE", "cpu")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    easy_rule_rows().to_csv(tmp_path / "train.csv", index=False)
+    result = runner.invoke(
+        app, ["tabular", "train", str(tmp_path / "train.csv"), "--target", "y", "--epochs", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "categorical: group; continuous: x" in result.output
+    assert (tmp_path / "artifacts" / "tabular" / "model.pt").is_file()
+
+    pd.DataFrame({"group": ["a", "c"], "x": [0.0, -1.0]}).to_csv(tmp_path / "new.csv", index=False)
+    output = tmp_path / "predictions.csv"
+    result = runner.invoke(
+        app, ["tabular", "predict", str(tmp_path / "new.csv"), "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(output)["prediction"].tolist() == ["hi", "lo"]
+
+    pd.DataFrame({"group": ["a"]}).to_csv(tmp_path / "short.csv", index=False)
+    result = runner.invoke(app, ["tabular", "predict", str(tmp_path / "short.csv")])
+    assert result.exit_code == 1
+    assert "missing column(s): x" in result.output
+    result = runner.invoke(app, ["tabular", "train", str(tmp_path / "train.csv"), "--target", "z"])
+    assert result.exit_code == 1
+    assert "no column 'z'" in result.output
+    get_settings.cache_clear()
