@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from api.main import create_app
 from recsys.db.tables import ratings
 from recsys.settings import Settings
+from tests.api.test_tabular import train_tabular
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def count_ratings(engine: Engine) -> int:
 
 
 def test_no_request_breaks_the_service(trained_engine: Engine, settings: Settings) -> None:
+    train_tabular(settings.tabular_model_path)
     app = create_app(settings)
     with TestClient(app):  # runs the lifespan: model loaded, engine ready
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -15,7 +15,8 @@ from recsys.tabular.learner import TabularData, tabular_learner
 from tests.factories import easy_rule_rows
 
 
-def train_to(path: Path, target: str = "y") -> None:
+def train_tabular(path: Path, target: str = "y") -> None:
+    """A small classifier of :func:`easy_rule_rows` (columns group, x), saved at ``path``."""
     frame = easy_rule_rows().rename(columns={"y": target})
     torch.manual_seed(0)
     learn = tabular_learner(
@@ -42,7 +43,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def test_rows_get_predictions_and_probabilities(settings: Settings, client: TestClient) -> None:
-    train_to(settings.tabular_model_path)
+    train_tabular(settings.tabular_model_path)
     rows = [{"group": "a", "x": 0.0}, {"group": "b", "x": 2.5}, {"group": "c", "x": -1}]
     # An unseen category and a missing value still answer.
     rows += [{"group": "zzz", "x": -1.0}, {"group": None, "x": None}]
@@ -65,7 +66,7 @@ def test_rows_get_predictions_and_probabilities(settings: Settings, client: Test
 
 
 def test_a_missing_column_is_a_422_naming_it(settings: Settings, client: TestClient) -> None:
-    train_to(settings.tabular_model_path)
+    train_tabular(settings.tabular_model_path)
     response = client.post("/tabular/predict", json={"rows": [{"group": "a"}]})
     assert response.status_code == 422
     assert response.json()["error"] == {
@@ -88,7 +89,7 @@ def test_no_model_is_a_503_then_a_new_file_is_served(
     assert response.json()["error"]["code"] == "no_tabular_model"
     assert "recsys tabular train" in response.json()["error"]["message"]
 
-    train_to(settings.tabular_model_path, target="first")
+    train_tabular(settings.tabular_model_path, target="first")
     assert client.get("/tabular/schema").json()["target"] == "first"
-    train_to(settings.tabular_model_path, target="second")  # replaced while serving
+    train_tabular(settings.tabular_model_path, target="second")  # replaced while serving
     assert client.get("/tabular/schema").json()["target"] == "second"
