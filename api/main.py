@@ -16,7 +16,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import install_error_handlers
 from api.model_files import ModelFile
-from api.routes import explorer, health, items, models, ratings, recommendations, tabular
+from api.routes import (
+    explorer,
+    health,
+    items,
+    models,
+    ratings,
+    recommendations,
+    tabular,
+    users,
+)
 from api.state import ServiceState
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
@@ -74,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Recommendations, rating predictions and similar items, in your own ids.",
     )
     install_error_handlers(app)
-    for module in (health, recommendations, items, explorer, ratings, models, tabular):
+    for module in (health, recommendations, items, explorer, ratings, models, tabular, users):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -30,7 +30,10 @@ class RecommendedItem(ScoredItem):
 class Recommendations(BaseModel):
     user_id: str
     model_version: int | None
-    fallback: str | None = Field(description="'popular' when the user was unknown to the model.")
+    fallback: str | None = Field(
+        description="For a user unknown to the model: 'metadata' (a hybrid model scored their "
+        "profile) or 'popular'."
+    )
     items: list[RecommendedItem]
 
 
@@ -145,3 +148,14 @@ class TabularSchema(BaseModel):
     categorical: list[str]
     continuous: list[str]
     classes: list[str]
+
+
+class UserProfile(BaseModel):
+    age: int | None = Field(default=None, ge=1, le=129)
+    gender: str | None = Field(default=None, min_length=1, max_length=32)
+    occupation: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class UserProfileOut(UserProfile):
+    user_id: str
+    created: bool = Field(description="True when this request created the user.")

@@ -21,7 +21,7 @@ from recsys.collab import load_recommender
 from recsys.data.catalog import read_item_catalog
 from recsys.data.ratings import read_ratings
 from recsys.interpret.embeddings import NoBiasesError, bias_ranking, item_pca
-from recsys.recommend import Recommender
+from recsys.recommend import HybridRecommender, Recommender
 from recsys.registry import OBJECTIVES, ModelVersion, active_version
 
 LIKED_AT = 4.0
@@ -164,6 +164,14 @@ class ServiceState:
             return self.models["ranking"]
         return self.model
 
+    @property
+    def metadata_model(self) -> LoadedModel | None:
+        """A loaded hybrid model (the recommending one first), for users it never saw."""
+        for model in (self.recommender, self.models.get("rating")):
+            if model is not None and isinstance(model.recommender, HybridRecommender):
+                return model
+        return None
+
     def load_active(self, engine: Engine) -> None:
         self.models = {}
         for objective in OBJECTIVES:
@@ -219,11 +227,34 @@ def recommend(
     """Top-``n`` items for a known user, genre-filtered before the cut, with a reason each."""
     user = model.recommender.user_map.index(user_id)
     scores = model.recommender.model.score_all_items(torch.tensor([user]))[0].float().clone()
-    if genre is not None:
-        scores[~genre_mask(model, genre)] = -torch.inf
     with model.lock:
         seen = list(model.seen.get(user, ())) if exclude_seen else []
         liked = list(model.liked.get(user, ()))
+    return top_items(model, scores, n, genre, seen, liked)
+
+
+def recommend_from_profile(
+    model: LoadedModel, profile: dict, n: int, genre: str | None, rated: set[str]
+) -> list[dict]:
+    """Top-``n`` items for a user the model never saw, from their metadata (hybrid models)."""
+    recommender: HybridRecommender = model.recommender  # type: ignore[assignment]
+    scores = recommender.score_new_user(profile)
+    seen = [model._item_index(i) for i in rated]
+    liked: list[int] = []
+    return top_items(model, scores, n, genre, [i for i in seen if i >= 0], liked)
+
+
+def top_items(
+    model: LoadedModel,
+    scores: torch.Tensor,
+    n: int,
+    genre: str | None,
+    seen: list[int],
+    liked: list[int],
+) -> list[dict]:
+    """The best-scored items outside ``seen``, each with the liked item most like it."""
+    if genre is not None:
+        scores[~genre_mask(model, genre)] = -torch.inf
     if seen:
         scores[torch.tensor(seen)] = -torch.inf
     top_scores, top_items = torch.topk(scores, min(n, len(scores)))

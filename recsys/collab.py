@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from sqlalchemy import Engine
 
 from recsys.data.loaders import DataLoaders, TensorBatches
+from recsys.data.metadata import MetadataEncoder
 from recsys.data.ratings import IdMap, RatingsTable, read_ratings
 from recsys.data.splits import Split, random_split, temporal_split
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
-from recsys.recommend import Recommender, SeenItems
+from recsys.recommend import HybridRecommender, Recommender, SeenItems
 from recsys.train import distributed
 from recsys.train.learner import FitDefaults, Learner, Metric, load_model, resolve_device
 from recsys.train.metrics import mae, rmse
@@ -273,9 +274,13 @@ def collab_learner(
 def load_recommender(path: Path | str, device: str | torch.device = "cpu") -> Recommender:
     """A :class:`Recommender` from a file written by ``CollabLearner.save``."""
     model, extra = load_model(path)
-    return Recommender(
+    parts = (
         model.to(device),
         IdMap("user", np.asarray(extra["user_ids"], dtype=object)),
         IdMap("item", np.asarray(extra["item_ids"], dtype=object)),
         SeenItems(extra["seen_indptr"].numpy(), extra["seen_indices"].numpy()),
     )
+    if "metadata_encoder" in extra:  # a hybrid model: it also answers from metadata
+        encoder = MetadataEncoder.from_state(extra["metadata_encoder"])
+        return HybridRecommender(*parts, encoder)  # type: ignore[arg-type]
+    return Recommender(*parts)

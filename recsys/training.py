@@ -17,6 +17,7 @@ from recsys.collab import CollabData, CollabLearner, collab_learner, load_recomm
 from recsys.data.ratings import IdMap, read_ratings
 from recsys.db.tables import ratings
 from recsys.evaluate import model_scorer, ranking_metrics
+from recsys.hybrid import hybrid_learner
 from recsys.ranking import EASE_L2, RankingLearner, ranking_learner
 from recsys.recommend import Recommender
 from recsys.registry import (
@@ -36,11 +37,11 @@ class TrainConfig:
 
     ``objective`` ``rating`` fits predicted ratings (RMSE); ``ranking`` fits what
     users choose and is validated by NDCG@10 (see recsys.ranking). ``ease`` is a
-    ranking model only.
+    ranking model only; ``hybrid`` (metadata too, see recsys.hybrid) a rating model only.
     """
 
     objective: Literal["rating", "ranking"] = "rating"
-    model: Literal["dot", "nn", "ease"] = "dot"
+    model: Literal["dot", "nn", "ease", "hybrid"] = "dot"
     n_factors: int | None = None
     layers: tuple[int, ...] | None = None
     epochs: int | None = None
@@ -58,10 +59,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be rating or ranking, not {self.objective!r}")
-        if self.model not in ("dot", "nn", "ease"):
-            raise ValueError(f"model must be dot, nn or ease, not {self.model!r}")
+        if self.model not in ("dot", "nn", "ease", "hybrid"):
+            raise ValueError(f"model must be dot, nn, ease or hybrid, not {self.model!r}")
         if self.model == "ease" and self.objective != "ranking":
             raise ValueError("ease ranks items and predicts no ratings: use objective ranking")
+        if self.model == "hybrid" and self.objective != "rating":
+            raise ValueError("hybrid is a rating model: use objective rating")
 
     @property
     def resolved_split(self) -> Literal["random", "temporal"]:
@@ -74,7 +77,7 @@ def train_from_database(
     engine: Engine, config: TrainConfig, progress: bool = True
 ) -> CollabLearner:
     """Read all ratings, split them, and fit the configured model (one-cycle, or EASE's solve)."""
-    table = read_ratings(engine)
+    table = read_ratings(engine, with_metadata=config.model == "hybrid")
     if len(table) == 0:
         raise ValueError("the database has no ratings: load some first (recsys load / ingest)")
     torch.manual_seed(config.seed)
@@ -94,6 +97,15 @@ def train_from_database(
             layers=config.layers,
             l2=EASE_L2 if config.l2 is None else config.l2,
             batch_size=config.batch_size,
+            **options,
+        )
+    elif config.model == "hybrid":
+        learn = hybrid_learner(
+            data,
+            table.user_metadata.rename(columns={"external_id": "user_id"}),  # type: ignore[union-attr]
+            table.item_metadata.rename(columns={"external_id": "item_id"}),  # type: ignore[union-attr]
+            layers=config.layers,
+            y_range=config.y_range,
             **options,
         )
     else:

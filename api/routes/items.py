@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 
-from api.deps import ModelDep, RatingModelDep
+from api.deps import EngineDep, ModelDep, RatingModelDep
 from api.errors import ServiceError
 from api.schemas import PredictionRequest, Predictions, SimilarItems
 from api.state import title_or_none
+from recsys.data.catalog import read_item_metadata, read_user_profiles
 from recsys.data.ratings import UnknownIdError
+from recsys.recommend import HybridRecommender
 
 router = APIRouter(tags=["items"])
 
@@ -52,11 +57,19 @@ async def similar(
 
 
 @router.post("/predictions", response_model=Predictions)
-async def predictions(body: PredictionRequest, model: RatingModelDep) -> dict:
-    """Predicted ratings for (user, item) pairs, in the order given (from the rating model)."""
+async def predictions(body: PredictionRequest, model: RatingModelDep, engine: EngineDep) -> dict:
+    """Predicted ratings for (user, item) pairs, in the order given (from the rating model).
+
+    A hybrid rating model also predicts for users and items it never saw, from the
+    metadata the database holds for them; other models answer 404 for those.
+    """
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
+    recommender = model.recommender
     try:
-        ratings = model.recommender.predict(pairs)
+        if isinstance(recommender, HybridRecommender):
+            ratings = await run_in_threadpool(_predict_with_metadata, recommender, pairs, engine)
+        else:
+            ratings = recommender.predict(pairs)
     except UnknownIdError as error:
         raise ServiceError(404, f"unknown_{error.kind}", str(error)) from None
     return {
@@ -66,3 +79,14 @@ async def predictions(body: PredictionRequest, model: RatingModelDep) -> dict:
             for pair, r in zip(pairs.to_dict("records"), ratings, strict=True)
         ],
     }
+
+
+def _predict_with_metadata(
+    recommender: HybridRecommender, pairs: pd.DataFrame, engine: Engine
+) -> np.ndarray:
+    """Ids the model never saw are scored from their rows in the database, if any."""
+    new_users = [u for u in pairs["user_id"].unique() if u not in recommender.user_map]
+    new_items = [i for i in pairs["item_id"].unique() if i not in recommender.item_map]
+    users = read_user_profiles(engine, new_users) if new_users else None
+    items = read_item_metadata(engine, new_items) if new_items else None
+    return recommender.predict_with_metadata(pairs, users=users, items=items)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 
-from api.deps import EngineDep, ModelDep, RecommenderDep
+from api.deps import EngineDep, ModelDep, RecommenderDep, StateDep
 from api.errors import ServiceError
 from api.schemas import PopularItem, Recommendations
-from api.state import UnknownGenreError, popular, recommend
-from recsys.data.catalog import read_user_ratings
+from api.state import UnknownGenreError, popular, recommend, recommend_from_profile
+from recsys.data.catalog import read_user_profiles, read_user_ratings
 
 router = APIRouter(tags=["recommendations"])
 
@@ -24,6 +26,7 @@ async def user_recommendations(
     user_id: str,
     model: RecommenderDep,
     engine: EngineDep,
+    state: StateDep,
     response: Response,
     n: N = 10,
     exclude_seen: bool = True,
@@ -38,14 +41,27 @@ async def user_recommendations(
     Scoring runs on the event loop: it is a fraction of a millisecond of CPU, less
     than the hop to a worker thread would cost.
 
-    A user the model has not seen gets 404, or with ``fallback=popular`` the most
-    rated items they have not rated yet.
+    A user the model has not seen is answered by a hybrid model from their profile
+    (``PUT /users/{user_id}``) when one is loaded and the profile has metadata
+    (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular`` the
+    most rated items they have not rated yet.
     """
-    response.headers["X-Model-Version"] = str(model.version.id)
     try:
+        profile = None
+        if user_id not in model.recommender.user_map and state.metadata_model is not None:
+            profile = await run_in_threadpool(known_profile, engine, user_id)
         if user_id in model.recommender.user_map:
             items = recommend(model, user_id, n, exclude_seen, genre)
             used_fallback = None
+        elif profile is not None:
+            model = state.metadata_model  # type: ignore[assignment]
+            rated = (
+                set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
+                if exclude_seen
+                else set()
+            )
+            items = recommend_from_profile(model, profile, n, genre, rated)
+            used_fallback = "metadata"
         elif fallback == "popular":
             rated = (
                 set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
@@ -66,12 +82,22 @@ async def user_recommendations(
             )
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None
+    response.headers["X-Model-Version"] = str(model.version.id)
     return {
         "user_id": user_id,
         "model_version": model.version.id,
         "fallback": used_fallback,
         "items": items,
     }
+
+
+def known_profile(engine: Engine, user_id: str) -> dict | None:
+    """The user's stored metadata, or None when there is none to recommend from."""
+    profiles = read_user_profiles(engine, [user_id])
+    if profiles.empty:
+        return None
+    profile = {k: v for k, v in profiles.iloc[0].drop("user_id").items() if pd.notna(v)}
+    return profile or None
 
 
 @router.get("/popular", response_model=list[PopularItem])

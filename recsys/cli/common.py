@@ -70,7 +70,11 @@ def require_schema(engine: Engine) -> None:
 
 ModelOption = Annotated[
     str,
-    typer.Option("--model", help="dot (DotProductBias), nn (EmbeddingNN), or ease (ranking only)."),
+    typer.Option(
+        "--model",
+        help="dot (DotProductBias), nn (EmbeddingNN), ease (ranking only), or hybrid "
+        "(rating only: also reads user and item metadata, answers for new users).",
+    ),
 ]
 ObjectiveOption = Annotated[
     str,

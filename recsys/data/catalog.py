@@ -80,3 +80,23 @@ def read_user_ratings(engine: Engine, user_id: str) -> pd.DataFrame:
         return pd.DataFrame(
             connection.execute(query).all(), columns=["item_id", "rating", "timestamp"]
         )
+
+
+def read_user_profiles(engine: Engine, user_ids: list[str]) -> pd.DataFrame:
+    """Metadata of the given users that exist: user_id, age, gender, occupation."""
+    query = select(
+        users.c.external_id.label("user_id"), users.c.age, users.c.gender, users.c.occupation
+    ).where(users.c.external_id.in_([str(u) for u in user_ids]))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["user_id", "age", "gender", "occupation"])
+
+
+def read_item_metadata(engine: Engine, item_ids: list[str]) -> pd.DataFrame:
+    """Metadata of the given items that exist: item_id, genres, release_date."""
+    query = select(
+        items.c.external_id.label("item_id"), items.c.genres, items.c.release_date
+    ).where(items.c.external_id.in_([str(i) for i in item_ids]))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["item_id", "genres", "release_date"])

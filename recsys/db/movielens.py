@@ -49,6 +49,11 @@ def users_source(chunk_rows: int) -> TableSource:
 
 
 def items_source(chunk_rows: int) -> TableSource:
+    return from_frame("movielens-100k/items.parquet", items_frame(), chunk_rows)
+
+
+def items_frame() -> pd.DataFrame:
+    """Films with a list of genres and an ISO release date, as they go into the database."""
     raw = pd.read_parquet(BUNDLE / "items.parquet")
     flags = raw[list(GENRES)].to_numpy(dtype=bool)
     frame = pd.DataFrame(
@@ -62,7 +67,7 @@ def items_source(chunk_rows: int) -> TableSource:
         }
     )
     frame["release_date"] = frame["release_date"].dt.strftime("%Y-%m-%d").fillna("")
-    return from_frame("movielens-100k/items.parquet", frame, chunk_rows)
+    return frame
 
 
 def load(engine: Engine, chunk_rows: int, progress: Progress | None = None) -> IngestReport:

@@ -10,6 +10,7 @@ from torch import nn
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.models.hybrid import HybridNN, HybridNNConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
@@ -17,6 +18,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "EmbeddingNN": (EmbeddingNN, EmbeddingNNConfig),
     "EASE": (EASE, EASEConfig),
     "TabularModel": (TabularModel, TabularModelConfig),
+    "HybridNN": (HybridNN, HybridNNConfig),
 }
 
 
@@ -38,7 +40,7 @@ def build_model(spec: dict[str, Any] | None) -> nn.Module:
         )
     model_class, config_class = MODELS[spec["class"]]
     config = dict(spec["config"])
-    for key in ("y_range", "layers", "cardinalities"):
+    for key in ("y_range", "layers", "cardinalities", "user_cardinalities"):
         if key in config and config[key] is not None:
             config[key] = tuple(config[key])
     return model_class(config_class(**config))

@@ -1,0 +1,48 @@
+"""User profiles: the metadata a hybrid model recommends from before any rating."""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import ApiKeyDep, EngineDep, SettingsDep
+from api.errors import ServiceError
+from api.schemas import UserProfile, UserProfileOut
+from recsys.data.catalog import read_user_profiles
+from recsys.db.ingest import ingest
+from recsys.db.sources import IngestError, from_frame
+
+router = APIRouter(tags=["users"])
+
+
+@router.put("/users/{user_id}", response_model=UserProfileOut, dependencies=[ApiKeyDep])
+def put_user(user_id: str, body: UserProfile, engine: EngineDep, settings: SettingsDep) -> dict:
+    """Create the user, or update the metadata fields given (fields left out keep their
+    stored value, as re-ingesting a users file does).
+
+    With a hybrid model active, a user with metadata and no ratings gets
+    recommendations from it at once (``fallback: "metadata"``).
+    """
+    if not user_id.strip() or len(user_id) > 255:
+        raise ServiceError(422, "invalid_user", "user id must be 1 to 255 characters")
+    row = pd.DataFrame([{"user_id": user_id, **body.model_dump()}])
+    try:
+        report = ingest(engine, users_source=from_frame("request", row, settings.ingest_chunk_rows))
+    except IngestError as error:
+        raise ServiceError(422, "invalid_user", f"{error} (nothing was stored)") from None
+    stored = _fields(read_user_profiles(engine, [user_id]).iloc[0])
+    return {"user_id": user_id, **stored, "created": report.users_created == 1}
+
+
+@router.get("/users/{user_id}", response_model=UserProfile)
+async def get_user(user_id: str, engine: EngineDep) -> dict:
+    """The user's stored metadata; 404 for a user the database does not hold."""
+    profiles = await run_in_threadpool(read_user_profiles, engine, [user_id])
+    if profiles.empty:
+        raise ServiceError(404, "unknown_user", f"unknown user id {user_id!r}")
+    return _fields(profiles.iloc[0])
+
+
+def _fields(row: pd.Series) -> dict:
+    return {name: None if pd.isna(row[name]) else row[name] for name in UserProfile.model_fields}

@@ -1,0 +1,103 @@
+"""The hybrid recommender: ratings plus user and item metadata, so newcomers get answers.
+
+``hybrid_learner(data, users, items)`` trains :class:`HybridNN` on the ratings of
+``data`` like the other collab models; ``users`` and ``items`` hold the metadata
+(``user_id``, age, gender, occupation; ``item_id``, genres, release_date). Its
+:class:`HybridRecommender` also answers for ids unseen in training when their
+metadata is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from recsys.collab import CollabData, CollabLearner, load_recommender
+from recsys.data.metadata import MetadataEncoder
+from recsys.models.hybrid import HybridNN, HybridNNConfig
+from recsys.recommend import HybridRecommender, aligned
+from recsys.train.learner import FitDefaults
+
+# Chosen with `benchmarks/hybrid.py --search` on MovieLens-100k (random 80/20 split).
+HYBRID_DEFAULTS = {
+    "layers": (100,),
+    "n_factors": 0,
+    "fit": FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5),
+}
+ID_DROPOUT = 0.1
+
+
+class HybridLearner(CollabLearner):
+    """A CollabLearner whose model reads metadata; saves the metadata encoder with it."""
+
+    def __init__(self, data: CollabData, model: HybridNN, encoder: MetadataEncoder, **kw: Any):
+        super().__init__(data, model, **kw)
+        self.encoder = encoder
+
+    def recommender(self) -> HybridRecommender:
+        return HybridRecommender(
+            self.scoring_model,  # type: ignore[arg-type]
+            self.data.user_map,
+            self.data.item_map,
+            self.data.seen,
+            self.encoder,
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "metadata_encoder": self.encoder.state()}
+
+
+def hybrid_learner(
+    data: CollabData,
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    layers: Sequence[int] | None = None,
+    id_dropout: float = ID_DROPOUT,
+    n_factors: int | None = None,
+    y_range: tuple[float, float] = (0.0, 5.5),
+    **kwargs: Any,
+) -> HybridLearner:
+    """A HybridNN learner (MSE, RMSE/MAE). ``users`` has ``user_id`` and age / gender /
+    occupation, ``items`` has ``item_id`` and genres / release_date; missing columns or
+    rows mean unknown metadata. The encoder is fitted on the training users and items."""
+    train_users = aligned(users, "user_id", data.user_map.ids)
+    train_items = aligned(items, "item_id", data.item_map.ids)
+    encoder = MetadataEncoder.fit(
+        train_users.reindex(columns=["age", "gender", "occupation"]),
+        train_items.reindex(columns=["genres", "release_date"]),
+    )
+    model = HybridNN(
+        HybridNNConfig(
+            data.n_users,
+            data.n_items,
+            user_cardinalities=encoder.user_cardinalities,
+            n_genres=len(encoder.genres),
+            n_decades=encoder.n_decades,
+            layers=tuple(layers or HYBRID_DEFAULTS["layers"]),
+            id_dropout=id_dropout,
+            n_factors=HYBRID_DEFAULTS["n_factors"] if n_factors is None else n_factors,
+            y_range=y_range,
+        )
+    )
+    genres, decades = encoder.encode_items(train_items)
+    model.set_metadata(
+        torch.from_numpy(encoder.encode_users(train_users)),
+        torch.from_numpy(genres),
+        torch.from_numpy(decades),
+    )
+    defaults: FitDefaults = HYBRID_DEFAULTS["fit"]  # type: ignore[assignment]
+    kwargs.setdefault("fit_defaults", defaults)
+    kwargs.setdefault("wd", defaults.wd)
+    return HybridLearner(data, model, encoder, **kwargs)
+
+
+def load_hybrid(path: Path | str, device: str | torch.device = "cpu") -> HybridRecommender:
+    """A :class:`HybridRecommender` from a file written by ``HybridLearner.save``."""
+    recommender = load_recommender(path, device)
+    if not isinstance(recommender, HybridRecommender):
+        raise ValueError(f"{path} holds a {type(recommender.model).__name__}, not a hybrid model")
+    return recommender
