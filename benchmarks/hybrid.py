@@ -1,7 +1,6 @@
 """The hybrid recommender on MovieLens-100k: the random split, and a cold-start split.
 
     python benchmarks/hybrid.py                 # both tables
-    python benchmarks/hybrid.py --search        # the grid HYBRID_DEFAULTS came from
     python benchmarks/hybrid.py --device cuda
 
 Random split: CollabData.from_df(valid_pct=0.2, seed=42), the split of
@@ -16,7 +15,6 @@ with its learned "unknown user" vector plus their age, gender and occupation.
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 
 import numpy as np
@@ -57,7 +55,7 @@ def random_split_table(frames: tuple, device: str) -> None:
         ("EmbeddingNN (collab defaults)", lambda d, **kw: collab_learner(d, use_nn=True, **kw)),
         ("HybridNN (hybrid defaults)", lambda d, **kw: hybrid_learner(d, users, items, **kw)),
         (
-            "HybridNN + 50-factor dot part",
+            "HybridNN + dot part (50 factors)",
             lambda d, **kw: hybrid_learner(d, users, items, n_factors=50, **kw),
         ),
     ):
@@ -96,44 +94,21 @@ def cold_start_table(frames: tuple, device: str) -> None:
         )
         seconds = timed(learn)
         recommender = learn.recommender()
-        name = "HybridNN" if n_factors == 0 else "HybridNN + 50-factor dot part"
+        name = "HybridNN" if n_factors == 0 else "HybridNN + dot part"
         predicted = recommender.predict_with_metadata(test, users=users, items=items)
-        label = f"{name}, new users' metadata"
+        label = f"{name}, their metadata"
         print(f"  {label:<40} RMSE {rmse(predicted, actual):.4f}  {seconds:6.1f} s")
         blank = users[["user_id"]]  # the same users, no metadata: the unknown vector alone
         predicted = recommender.predict_with_metadata(test, users=blank, items=items)
-        label = f"{name}, no metadata (ablation)"
+        label = f"{name}, no metadata"
         print(f"  {label:<40} RMSE {rmse(predicted, actual):.4f}", flush=True)
-
-
-def search(frames: tuple, device: str) -> None:
-    ratings, users, items = frames
-    print("random split grid: layers, id dropout, epochs, lr, wd -> RMSE", flush=True)
-    for layers, drop, epochs, lr, wd in itertools.product(
-        [(100,), (200, 100)], [0.1, 0.25], [8, 12], [1e-2, 2e-2], [0.1, 0.5]
-    ):
-        torch.manual_seed(0)
-        data = CollabData.from_df(ratings)
-        learn = hybrid_learner(
-            data, users, items, layers=layers, id_dropout=drop, device=device, progress=False
-        )
-        seconds = timed(learn, epochs, lr, wd)
-        print(
-            f"  {layers} {drop} {epochs} {lr} {wd}: RMSE {learn.recorder.rows[-1]['rmse']:.4f}"
-            f"  {seconds:.1f} s",
-            flush=True,
-        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--search", action="store_true")
     args = parser.parse_args()
     frames = load()
-    if args.search:
-        search(frames, args.device)
-        return
     print(f"hybrid defaults: {HYBRID_DEFAULTS}")
     random_split_table(frames, args.device)
     cold_start_table(frames, args.device)
