@@ -11,7 +11,9 @@ from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.hybrid import HybridNN, HybridNNConfig
+from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
+from recsys.models.timm_net import TimmNet, TimmNetConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "DotProductBias": (DotProductBias, DotProductBiasConfig),
@@ -19,6 +21,8 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "EASE": (EASE, EASEConfig),
     "TabularModel": (TabularModel, TabularModelConfig),
     "HybridNN": (HybridNN, HybridNNConfig),
+    "ResNet": (ResNet, ResNetConfig),
+    "TimmNet": (TimmNet, TimmNetConfig),
 }
 
 
@@ -40,7 +44,7 @@ def build_model(spec: dict[str, Any] | None) -> nn.Module:
         )
     model_class, config_class = MODELS[spec["class"]]
     config = dict(spec["config"])
-    for key in ("y_range", "layers", "cardinalities", "user_cardinalities"):
+    for key in ("y_range", "layers", "cardinalities", "user_cardinalities", "widths", "blocks"):
         if key in config and config[key] is not None:
             config[key] = tuple(config[key])
     return model_class(config_class(**config))

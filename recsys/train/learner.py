@@ -148,6 +148,8 @@ class Learner:
         self.wd = wd
         self.fit_defaults = fit_defaults
         self.opt: Optimizers | None = None
+        # Discriminative learning rates: (parameters, multiple of the scheduled rate).
+        self.lr_scales: list[tuple[list[nn.Parameter], float]] | None = None
         self.autocast_dtype: torch.dtype | None = None
         self.recorder = Recorder()
         self.cbs: list[Callback] = []
@@ -187,6 +189,8 @@ class Learner:
         group = self.opt.param_groups[0]
         if name == "momentum":
             return float(group["betas"][0])
+        if name == "lr":  # the nominal rate: groups may run at a multiple of it
+            return float(group["lr"] / group.get("lr_scale", 1.0))
         return float(group["weight_decay" if name == "wd" else name])
 
     def set_hyper(self, name: str, value: float) -> None:
@@ -194,6 +198,8 @@ class Learner:
         for group in self.opt.param_groups:
             if name == "momentum":
                 group["betas"] = (value, group["betas"][1])
+            elif name == "lr":
+                group["lr"] = value * group.get("lr_scale", 1.0)
             else:
                 group["weight_decay" if name == "wd" else name] = value
 
@@ -203,7 +209,7 @@ class Learner:
     ) -> None:
         """Train ``n_epoch`` epochs at constant ``lr`` (callbacks may schedule it)."""
         if self.opt is None:
-            self.opt = make_optimizer(self.model, lr=lr, wd=self.wd)
+            self.opt = make_optimizer(self.model, lr=lr, wd=self.wd, lr_scales=self.lr_scales)
         if self.context is not None and self.train_model is self.model:
             # Gradients are averaged across ranks after each backward pass.
             device_ids = [self.device.index] if self.device.type == "cuda" else None

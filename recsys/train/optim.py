@@ -11,7 +11,7 @@ read (the learner calls it at the end of each training phase).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -129,12 +129,18 @@ class Optimizers:
 
 
 def make_optimizer(
-    model: nn.Module, lr: float, wd: float, betas: tuple[float, float] = (0.9, 0.99)
+    model: nn.Module,
+    lr: float,
+    wd: float,
+    betas: tuple[float, float] = (0.9, 0.99),
+    lr_scales: Sequence[tuple[Sequence[nn.Parameter], float]] | None = None,
 ) -> Optimizers:
     """AdamW for dense parameters; SparseAdamW for the tables a model declares sparse.
 
     A model opts in with a ``sparse_parameters()`` method (the embedding tables it
-    indexes with ``sparse=True``); everything else is dense.
+    indexes with ``sparse=True``); everything else is dense. ``lr_scales`` gives
+    groups of dense parameters their own multiple of the learning rate
+    (discriminative rates); parameters in no group get the full rate.
     """
     sparse_ids = {id(p) for p in getattr(model, "sparse_parameters", list)()}
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -142,8 +148,18 @@ def make_optimizer(
     sparse = [p for p in trainable if id(p) in sparse_ids]
     optimizers: list[torch.optim.Optimizer] = []
     if dense:
+        groups: list[dict] = []
+        grouped: set[int] = set()
+        for params, scale in lr_scales or ():
+            chosen = [p for p in params if p.requires_grad and id(p) not in grouped]
+            grouped |= {id(p) for p in chosen}
+            if chosen:
+                groups.append({"params": chosen, "lr_scale": scale, "lr": lr * scale})
+        rest = [p for p in dense if id(p) not in grouped]
+        if rest:
+            groups.append({"params": rest, "lr_scale": 1.0})
         optimizers.append(
-            torch.optim.AdamW(dense, lr=lr, betas=betas, weight_decay=wd, eps=1e-5, fused=True)
+            torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=wd, eps=1e-5, fused=True)
         )
     if sparse:
         optimizers.append(SparseAdamW(sparse, lr=lr, betas=betas, weight_decay=wd, eps=1e-5))

@@ -102,6 +102,7 @@ def test_bad_profiles_are_refused_and_change_nothing(hybrid: TestClient) -> None
     hybrid.put("/users/u0", json={"age": 24, "gender": "F", "occupation": "student"})
     assert hybrid.put("/users/u0", json={"age": 500}).status_code == 422
     assert hybrid.put("/users/u0", json={"gender": ""}).status_code == 422
+    assert hybrid.put("/users/u0%0D", json={}).status_code == 422  # stored ids are stripped
     assert hybrid.get("/users/u0").json()["age"] == 24
     updated = hybrid.put("/users/u0", json={"age": 30})  # fields left out are kept
     assert updated.json() == {

@@ -1,0 +1,1 @@
+"""Image classification on the shared Learner: folders, a CNN, interpretation, cleaning."""

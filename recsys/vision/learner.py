@@ -1,0 +1,162 @@
+"""Image classification on the shared Learner: build, fine-tune, interpret, predict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from recsys.interpret.classification import ClassificationInterpretation
+from recsys.models.resnet import ResNet, ResNetConfig
+from recsys.models.timm_net import TimmNet, TimmNetConfig
+from recsys.train.learner import FitDefaults, Learner, load_model
+from recsys.train.metrics import accuracy, error_rate
+from recsys.vision.data import ImageData, ImageFiles, ImageTransform, open_image
+
+# Chosen with `benchmarks/vision.py` on the bundled digits (32-pixel images, CPU).
+VISION_DEFAULTS = FitDefaults(n_epoch=8, lr_max=1e-2, wd=0.05)
+
+
+class VisionLearner(Learner):
+    """A Learner for image classifiers: cross-entropy, accuracy and error rate."""
+
+    def __init__(self, data: ImageData, model: nn.Module, **kwargs: Any) -> None:
+        super().__init__(data.dls, model, F.cross_entropy, metrics=[accuracy, error_rate], **kwargs)
+        self.data = data
+
+    def _body_parameters(self) -> list[nn.Parameter]:
+        groups = self.model.parameter_groups()  # type: ignore[operator]
+        return [p for group in groups[:-1] for p in group]
+
+    def freeze(self) -> None:
+        """Train only the head (and the body's batch norms, which must follow the new data)."""
+        norms = {
+            id(p)
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters()
+        }
+        for p in self._body_parameters():
+            p.requires_grad_(id(p) in norms)
+        self.opt = None  # the next fit builds an optimizer over what is trainable
+
+    def unfreeze(self) -> None:
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        self.opt = None
+
+    def fine_tune(
+        self,
+        epochs: int,
+        base_lr: float = 2e-3,
+        freeze_epochs: int = 1,
+        lr_mult: float = 100.0,
+    ) -> None:
+        """For a pretrained body: train the head alone for ``freeze_epochs``, then everything
+        for ``epochs`` at half the rate, with discriminative rates from ``base_lr / 2 /
+        lr_mult`` on the first layers to ``base_lr / 2`` on the head."""
+        self.freeze()
+        self.fit_one_cycle(freeze_epochs, base_lr)
+        self.unfreeze()
+        groups = self.model.parameter_groups()  # type: ignore[operator]
+        scales = np.geomspace(1 / lr_mult, 1.0, len(groups))
+        self.lr_scales = [(group, float(s)) for group, s in zip(groups, scales, strict=True)]
+        try:
+            self.fit_one_cycle(epochs, base_lr / 2)
+        finally:
+            self.lr_scales = None
+
+    def interpret(self) -> ClassificationInterpretation:
+        """Confusion and top losses on the validation images (items: their file paths)."""
+        return ClassificationInterpretation.from_learner(
+            self, self.data.classes, self.data.valid_files
+        )
+
+    def interpret_training_set(self) -> ClassificationInterpretation:
+        """The same for the training images, seen without augmentation."""
+        dataset = ImageFiles(
+            self.data.train_files,
+            self.data.dls.train.dataset.labels.tolist(),  # type: ignore[attr-defined]
+            self.data.transform,
+        )
+        batches = torch.utils.data.DataLoader(dataset, batch_size=256)
+        logits, targets = self.get_preds(batches)
+        return ClassificationInterpretation.from_predictions(
+            logits, targets, self.data.classes, self.data.train_files
+        )
+
+    def predictor(self) -> ImagePredictor:
+        return ImagePredictor(self.model, self.data.transform)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"transform": self.data.transform.state()}
+
+
+@dataclass
+class ImagePredictor:
+    """A trained classifier and its transform: class probabilities for decoded images."""
+
+    model: nn.Module
+    transform: ImageTransform
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+
+    @property
+    def classes(self) -> list[str]:
+        return self.transform.classes
+
+    @torch.no_grad()
+    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(images, classes) probabilities, classes in the saved order."""
+        batch = torch.stack([self.transform(image) for image in images]).to(self.device)
+        return torch.softmax(self.model(batch).float(), dim=1).cpu().numpy()
+
+    def predict_files(self, files: Sequence[Path]) -> pd.DataFrame:
+        """``file``, ``prediction``, ``probability`` and one column per class."""
+        images = [open_image(Path(f)) for f in files]
+        probabilities = self.probabilities(images)
+        best = probabilities.argmax(axis=1)
+        frame = pd.DataFrame(probabilities, columns=self.classes)
+        frame.insert(0, "probability", probabilities[np.arange(len(best)), best])
+        frame.insert(0, "prediction", [self.classes[i] for i in best])
+        frame.insert(0, "file", [str(f) for f in files])
+        return frame
+
+
+def vision_learner(
+    data: ImageData,
+    arch: str = "resnet",
+    widths: Sequence[int] = (32, 64, 128),
+    blocks: Sequence[int] = (1, 1, 1),
+    dropout: float = 0.25,
+    **kwargs: Any,
+) -> VisionLearner:
+    """A classifier for ``data``'s classes. ``arch="resnet"``: the built-in ResNet-style CNN
+    (``widths``/``blocks`` per stage); any other name is a timm architecture (timm must
+    be installed; built with random weights: nothing can be downloaded)."""
+    n_classes, channels = len(data.classes), data.transform.channels
+    if arch == "resnet":
+        model: nn.Module = ResNet(
+            ResNetConfig(n_classes, channels, tuple(widths), tuple(blocks), dropout)
+        )
+    else:
+        model = TimmNet(TimmNetConfig(arch, n_classes, channels))
+    kwargs.setdefault("fit_defaults", VISION_DEFAULTS)
+    kwargs.setdefault("wd", VISION_DEFAULTS.wd)
+    return VisionLearner(data, model, **kwargs)
+
+
+def load_vision(path: Path | str, device: str | torch.device = "cpu") -> ImagePredictor:
+    """An :class:`ImagePredictor` from a file written by ``VisionLearner.save``."""
+    model, extra = load_model(path)
+    return ImagePredictor(model.to(device), ImageTransform.from_state(extra["transform"]))
