@@ -25,11 +25,13 @@ from api.routes import (
     recommendations,
     tabular,
     users,
+    vision,
 )
 from api.state import ServiceState
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
 from recsys.tabular.learner import load_tabular
+from recsys.vision.learner import load_vision
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -60,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tabular = ModelFile(
             settings.tabular_model_path, load_tabular, "tabular model", "recsys tabular train"
         )
+        app.state.vision = ModelFile(
+            settings.vision_model_path, load_vision, "vision model", "recsys vision train"
+        )
         # Load once at start; scoring never touches the database afterwards. With the
         # database unreachable the service still starts, and /ready says why it is not.
         with contextlib.suppress(SQLAlchemyError):
@@ -83,7 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Recommendations, rating predictions and similar items, in your own ids.",
     )
     install_error_handlers(app)
-    for module in (health, recommendations, items, explorer, ratings, models, tabular, users):
+    for module in (
+        health,
+        recommendations,
+        items,
+        explorer,
+        ratings,
+        models,
+        tabular,
+        users,
+        vision,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -159,3 +159,10 @@ class UserProfile(BaseModel):
 class UserProfileOut(UserProfile):
     user_id: str
     created: bool = Field(description="True when this request created the user.")
+
+
+class VisionPrediction(BaseModel):
+    prediction: str
+    probability: float
+    classes: list[str] = Field(description="The model's classes, in its saved order.")
+    probabilities: list[float] = Field(description="One per class, in that order.")

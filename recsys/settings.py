@@ -25,6 +25,14 @@ class Settings(BaseSettings):
         description="The tabular model `recsys tabular` writes and the API serves "
         "[ARTIFACT_DIR/tabular/model.pt].",
     )
+    vision_model: Path | None = Field(
+        default=None,
+        description="The image classifier `recsys vision train` writes and the API serves "
+        "[ARTIFACT_DIR/vision/model.pt].",
+    )
+    vision_max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="Largest image POST /vision/predict accepts."
+    )
     api_key: str | None = Field(default=None, description="Required on write endpoints when set.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = CUDA when available, else CPU."
@@ -45,6 +53,10 @@ class Settings(BaseSettings):
     @property
     def tabular_model_path(self) -> Path:
         return self.tabular_model or self.artifact_dir / "tabular" / "model.pt"
+
+    @property
+    def vision_model_path(self) -> Path:
+        return self.vision_model or self.artifact_dir / "vision" / "model.pt"
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

@@ -10,6 +10,7 @@ from recsys.cli.models import models_app
 from recsys.cli.serving import serve
 from recsys.cli.tabular import tabular_app
 from recsys.cli.training import evaluate, train
+from recsys.cli.vision import vision_app
 
 app = typer.Typer(
     help="recsys: ratings in a SQL database in, recommendations out.",
@@ -23,5 +24,6 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(interpret_app, name="interpret")
 app.add_typer(models_app, name="models")
 app.add_typer(tabular_app, name="tabular")
+app.add_typer(vision_app, name="vision")
 for command in (quickstart, train, evaluate, similar, explain, serve):
     app.command()(command)

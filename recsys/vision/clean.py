@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.splits import random_split
-from recsys.vision.data import image_files, labelled_files
+from recsys.vision.data import labelled_files
 from recsys.vision.learner import ImagePredictor
 
 ACTIONS = ("keep", "delete", "move")
@@ -119,7 +119,3 @@ def apply_decisions(decisions: list[Decision]) -> list[str]:
             shutil.move(decision.file, target)
             done.append(f"moved {decision.file} -> {target}")
     return done
-
-
-def remaining_images(folder: Path) -> int:
-    return len(image_files(folder))
