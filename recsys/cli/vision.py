@@ -192,7 +192,9 @@ def vision_clean(
         out.print(f"listing written to {listing}: fill in action (keep/delete/move) and label")
     if apply is not None:
         try:
-            decisions = check_decisions(folder, listed, pd.read_csv(apply, dtype=str))
+            decisions = check_decisions(
+                folder, listed, pd.read_csv(apply, dtype=str, keep_default_na=False)
+            )
         except (CleaningError, OSError, pd.errors.ParserError) as error:
             raise fail(f"{apply}: {error} (nothing was changed)") from None
         for line in apply_decisions(decisions):

@@ -82,10 +82,10 @@ def check_decisions(folder: Path, listing: pd.DataFrame, decisions: pd.DataFrame
     checked = []
     for number, row in enumerate(decisions.to_dict("records"), start=2):  # CSV line numbers
         where = f"decisions line {number}"
-        action = str(row.get("action") or "keep").strip().lower()
+        action = _cell(row.get("action")).lower() or "keep"
         if action not in ACTIONS:
             raise CleaningError(f"{where}: action {action!r} is not one of {', '.join(ACTIONS)}")
-        file = Path(str(row.get("file", ""))).resolve()
+        file = Path(_cell(row.get("file"))).resolve()
         if action == "keep":
             continue
         if root not in file.parents:
@@ -94,7 +94,7 @@ def check_decisions(folder: Path, listing: pd.DataFrame, decisions: pd.DataFrame
             raise CleaningError(f"{where}: {file} was not listed; list the top losses first")
         if not file.is_file():
             raise CleaningError(f"{where}: {file} does not exist (any more)")
-        label = str(row.get("label") or "").strip() or None
+        label = _cell(row.get("label")) or None
         if action == "move":
             if label is None or "/" in label or "\\" in label or label in (".", ".."):
                 raise CleaningError(f"{where}: move needs a class name in the label column")
@@ -104,6 +104,15 @@ def check_decisions(folder: Path, listing: pd.DataFrame, decisions: pd.DataFrame
                 raise CleaningError(f"{where}: {label}/{file.name} exists already")
         checked.append(Decision(file, action, label))
     return checked
+
+
+def _cell(value: object) -> str:
+    """A CSV cell as stripped text; blank for a missing value."""
+    return (
+        ""
+        if value is None or (isinstance(value, float) and np.isnan(value))
+        else str(value).strip()
+    )
 
 
 def apply_decisions(decisions: list[Decision]) -> list[str]:

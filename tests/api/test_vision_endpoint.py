@@ -1,0 +1,111 @@
+"""POST /vision/predict: probabilities in the saved class order; bad uploads refused clearly."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.main import create_app
+from recsys.settings import Settings
+from recsys.vision.learner import vision_learner
+from tests.vision.test_vision import COLOURS, colour_folder, data_for
+
+
+def image_bytes(colour: tuple[int, int, int], size=(24, 20), kind: str = "PNG") -> bytes:
+    rng = np.random.default_rng(0)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255)
+    pixels[:, :4] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = colour_folder(tmp_path_factory.mktemp("colours"))
+    torch.manual_seed(0)
+    learn = vision_learner(data_for(folder), widths=(8, 16), blocks=(1, 1), progress=False)
+    learn.fit_one_cycle(4, 1e-2)
+    return learn.save(tmp_path_factory.mktemp("model") / "vision.pt")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+        artifact_dir=tmp_path / "artifacts",
+        model_poll_seconds=0,
+        vision_max_upload_bytes=20_000,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings, model_file: Path) -> Iterator[TestClient]:
+    settings.vision_model_path.parent.mkdir(parents=True)
+    settings.vision_model_path.write_bytes(model_file.read_bytes())
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def post(client: TestClient, data: bytes, name: str = "x.png"):
+    return client.post("/vision/predict", files={"image": (name, data, "image/png")})
+
+
+def test_an_image_gets_probabilities_in_the_saved_class_order(client: TestClient) -> None:
+    for name, colour in COLOURS.items():
+        body = post(client, image_bytes(colour)).json()
+        assert body["classes"] == ["blue", "green", "red"]
+        assert body["prediction"] == name
+        assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+        assert body["probability"] == max(body["probabilities"])
+    jpeg = post(client, image_bytes(COLOURS["green"], kind="JPEG"), "x.jpg")
+    assert jpeg.json()["prediction"] == "green"
+
+
+def test_non_images_and_broken_images_are_422(client: TestClient) -> None:
+    for data, expected in (
+        (b"hello, not an image", "not an image"),
+        (b"", "empty"),
+        (image_bytes(COLOURS["red"])[:80], "does not decode"),
+    ):
+        response = post(client, data)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "not_an_image"
+        assert expected in response.json()["error"]["message"]
+    missing = client.post("/vision/predict", data={"other": "field"})
+    assert missing.status_code == 422
+
+
+def test_oversize_uploads_and_decompression_bombs_are_413(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = image_bytes(COLOURS["red"], size=(300, 300))
+    assert len(big) > 20_000
+    response = post(client, big)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "upload_too_large"
+    assert "20,000 bytes" in response.json()["error"]["message"]
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 24x20 image is now a "bomb"
+    response = post(client, image_bytes(COLOURS["red"]))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "image_too_large"
+
+
+def test_without_a_model_the_endpoint_says_how_to_train_one(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'e.db'}",
+        artifact_dir=tmp_path / "a",
+        model_poll_seconds=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        response = post(client, image_bytes(COLOURS["red"]))
+    assert response.status_code == 503
+    assert "recsys vision train" in response.json()["error"]["message"]
