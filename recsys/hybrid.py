@@ -77,7 +77,7 @@ def hybrid_learner(
             data.n_users,
             data.n_items,
             user_cardinalities=encoder.user_cardinalities,
-            n_genres=len(encoder.genres),
+            n_genres=encoder.n_genre_columns,
             n_decades=encoder.n_decades,
             layers=tuple(layers or HYBRID_DEFAULTS["layers"]),
             id_dropout=id_dropout,

@@ -67,7 +67,8 @@ def test_the_encoder_maps_unseen_and_missing_values_to_unknown() -> None:
     genres, decades = again.encode_items(
         pd.DataFrame({"genres": [["Comedy", "Western"], None], "release_date": ["1996-01-01", "x"]})
     )
-    assert genres.tolist() == [[1.0, 0.0], [0.0, 0.0]]  # Comedy, Horror; Western unseen
+    # Columns: no known genre, Comedy, Horror; Western was never seen in training.
+    assert genres.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
     assert decades.tolist() == [2, 0]  # 1980s -> 1, 1990s -> 2
 
 

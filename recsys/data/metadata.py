@@ -3,7 +3,8 @@
 The encoder is fitted on the training users and items and saved with the model
 (plain data), so a user who registers after training is encoded the same way.
 Index 0 of every field means "unknown": a missing value, or one never seen in
-training. Genres are a multi-hot row over the training vocabulary.
+training. Genres are a multi-hot row over the training vocabulary, with a first
+column for "no known genre".
 """
 
 from __future__ import annotations
@@ -106,14 +107,20 @@ class MetadataEncoder:
         """(3,) for one user given as ``{"age": 31, "gender": "F", ...}``."""
         return self.encode_users(pd.DataFrame([{k: profile.get(k) for k in USER_FIELDS}]))[0]
 
+    @property
+    def n_genre_columns(self) -> int:
+        return len(self.genres) + 1
+
     def encode_items(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Genres multi-hot (rows, n_genres) float32, and decade index (rows,) int64."""
-        lookup = {g: i for i, g in enumerate(self.genres)}
-        genres = np.zeros((len(items), len(self.genres)), dtype=np.float32)
+        """Genres multi-hot (rows, n_genre_columns) float32 -- column 0 marks an item with
+        no known genre -- and decade index (rows,) int64."""
+        lookup = {g: i + 1 for i, g in enumerate(self.genres)}
+        genres = np.zeros((len(items), self.n_genre_columns), dtype=np.float32)
         for row, value in enumerate(_column(items, "genres")):
             for genre in _genre_list(value):
                 if genre in lookup:
                     genres[row, lookup[genre]] = 1.0
+        genres[genres.sum(axis=1) == 0, 0] = 1.0
         years = release_year(_column(items, "release_date"))
         decade_index = {d: i + 1 for i, d in enumerate(self.decades)}
         decades = np.array(

@@ -25,7 +25,7 @@ class HybridNNConfig:
     n_users: int
     n_items: int
     user_cardinalities: tuple[int, ...]  # per user field, index 0 = unknown
-    n_genres: int
+    n_genres: int  # multi-hot columns, "no known genre" included
     n_decades: int  # index 0 = unknown
     layers: tuple[int, ...] = field(default=(100,))
     dropout: float = 0.0
@@ -48,35 +48,16 @@ class HybridNN(nn.Module):
         )
         self.genre = nn.Parameter(torch.randn(config.n_genres, embedding_size(config.n_genres)))
         self.decade = nn.Embedding(config.n_decades, embedding_size(config.n_decades))
-        # The wide part: per input a factor row with a bias in its last column; a side's
-        # factors are the sum over its inputs (id + each metadata field).
-        wide = config.n_factors + 1 if config.n_factors else 0
-        self.user_id_wide = nn.Embedding(config.n_users + 1, wide)
-        self.user_fields_wide = nn.ModuleList(
-            nn.Embedding(n, wide) for n in config.user_cardinalities
-        )
-        self.item_id_wide = nn.Embedding(config.n_items + 1, wide)
-        self.genre_wide = nn.Parameter(torch.randn(config.n_genres, wide))
-        self.decade_wide = nn.Embedding(config.n_decades, wide)
-        for table in (
-            self.user_id,
-            self.item_id,
-            *self.user_fields,
-            self.decade,
-            self.user_id_wide,
-            *self.user_fields_wide,
-            self.item_id_wide,
-            self.decade_wide,
-        ):
+        for table in (self.user_id, self.item_id, *self.user_fields, self.decade):
             nn.init.normal_(table.weight, std=0.01)
         nn.init.normal_(self.genre, std=0.01)
-        nn.init.normal_(self.genre_wide, std=0.01)
+        self.wide = WideFactors(config) if config.n_factors else None
         # Row n_users / n_items: the unknown id, with unknown metadata.
         n_fields = len(config.user_cardinalities)
         self.register_buffer("user_metadata", torch.zeros(config.n_users + 1, n_fields).long())
         self.register_buffer("item_genres", torch.zeros(config.n_items + 1, config.n_genres))
         self.register_buffer("item_decades", torch.zeros(config.n_items + 1).long())
-        width = self.user_width + self.item_width - 2 * wide
+        width = self.user_width + self.item_width - 2 * self.wide_width
         blocks: list[nn.Module] = []
         for size in config.layers:
             blocks += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.dropout)]
@@ -86,7 +67,7 @@ class HybridNN(nn.Module):
 
     @property
     def wide_width(self) -> int:
-        return self.user_id_wide.embedding_dim
+        return self.config.n_factors + 1 if self.wide is not None else 0
 
     @property
     def user_width(self) -> int:
@@ -117,20 +98,17 @@ class HybridNN(nn.Module):
         """User side for id rows ``ids`` (n_users = unknown) and metadata rows (n, fields):
         the deep inputs concatenated, then the summed wide factors."""
         fields = [e(metadata[:, i]) for i, e in enumerate(self.user_fields)]
-        wide = self.user_id_wide(ids)
-        for i, table in enumerate(self.user_fields_wide):
-            wide = wide + table(metadata[:, i])
-        return torch.cat([self.user_id(ids), *fields, wide], dim=1)
+        wide = [self.wide.users(ids, metadata)] if self.wide is not None else []
+        return torch.cat([self.user_id(ids), *fields, *wide], dim=1)
 
     def item_vectors(
         self, ids: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor
     ) -> torch.Tensor:
         """Item side: id row, mean genre embedding (zero with no genre), decade."""
-        n_genres = genres.sum(dim=1, keepdim=True).clamp_min(1.0)
-        wide = self.item_id_wide(ids) + genres @ self.genre_wide / n_genres
-        wide = wide + self.decade_wide(decades)
-        deep = [self.item_id(ids), genres @ self.genre / n_genres, self.decade(decades)]
-        return torch.cat([*deep, wide], dim=1)
+        genre_mean = genres / genres.sum(dim=1, keepdim=True).clamp_min(1.0)
+        deep = [self.item_id(ids), genre_mean @ self.genre, self.decade(decades)]
+        wide = [self.wide.items(ids, genre_mean, decades)] if self.wide is not None else []
+        return torch.cat([*deep, *wide], dim=1)
 
     def _head(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         w = self.wide_width
@@ -195,3 +173,30 @@ class HybridNN(nn.Module):
         """Each training item's side (id, genres, decade), for similarity and interpretation."""
         items = torch.arange(self.config.n_items, device=self.item_genres.device)
         return self._item_rows(items, items).detach()
+
+
+class WideFactors(nn.Module):
+    """The optional dot-product part: per input a factor row with a bias in its last
+    column; a side's factors are the sum over its inputs (id + each metadata field)."""
+
+    def __init__(self, config: HybridNNConfig) -> None:
+        super().__init__()
+        width = config.n_factors + 1
+        self.user_id = nn.Embedding(config.n_users + 1, width)
+        self.user_fields = nn.ModuleList(nn.Embedding(n, width) for n in config.user_cardinalities)
+        self.item_id = nn.Embedding(config.n_items + 1, width)
+        self.genre = nn.Parameter(torch.randn(config.n_genres, width) * 0.01)
+        self.decade = nn.Embedding(config.n_decades, width)
+        for table in (self.user_id, *self.user_fields, self.item_id, self.decade):
+            nn.init.normal_(table.weight, std=0.01)
+
+    def users(self, ids: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
+        factors = self.user_id(ids)
+        for i, table in enumerate(self.user_fields):
+            factors = factors + table(metadata[:, i])
+        return factors
+
+    def items(
+        self, ids: torch.Tensor, genre_mean: torch.Tensor, decades: torch.Tensor
+    ) -> torch.Tensor:
+        return self.item_id(ids) + genre_mean @ self.genre + self.decade(decades)
