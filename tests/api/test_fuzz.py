@@ -7,6 +7,8 @@ the ratings table as it was.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -19,6 +21,7 @@ from api.main import create_app
 from recsys.db.tables import ratings
 from recsys.settings import Settings
 from tests.api.test_tabular import train_tabular
+from tests.api.test_vision_endpoint import train_vision
 
 
 @pytest.fixture
@@ -31,8 +34,11 @@ def count_ratings(engine: Engine) -> int:
         return connection.execute(select(func.count()).select_from(ratings)).scalar_one()
 
 
-def test_no_request_breaks_the_service(trained_engine: Engine, settings: Settings) -> None:
+def test_no_request_breaks_the_service(
+    trained_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
     train_tabular(settings.tabular_model_path)
+    train_vision(tmp_path / "images", settings.vision_model_path)
     app = create_app(settings)
     with TestClient(app):  # runs the lifespan: model loaded, engine ready
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -27,13 +27,21 @@ def image_bytes(colour: tuple[int, int, int], size=(24, 20), kind: str = "PNG") 
     return buffer.getvalue()
 
 
+def train_vision(folder: Path, path: Path) -> Path:
+    """A small classifier of red, green and blue images (see colour_folder), saved at ``path``."""
+    torch.manual_seed(0)
+    learn = vision_learner(
+        data_for(colour_folder(folder)), widths=(8, 16), blocks=(1, 1), progress=False
+    )
+    learn.fit_one_cycle(4, 1e-2)
+    return learn.save(path)
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = colour_folder(tmp_path_factory.mktemp("colours"))
-    torch.manual_seed(0)
-    learn = vision_learner(data_for(folder), widths=(8, 16), blocks=(1, 1), progress=False)
-    learn.fit_one_cycle(4, 1e-2)
-    return learn.save(tmp_path_factory.mktemp("model") / "vision.pt")
+    return train_vision(
+        tmp_path_factory.mktemp("colours"), tmp_path_factory.mktemp("model") / "vision.pt"
+    )
 
 
 @pytest.fixture
