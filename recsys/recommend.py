@@ -196,7 +196,7 @@ class HybridRecommender(Recommender):
         """Top-``n`` items (``item_id``, ``score``) for someone with metadata and no ratings:
         ``profile`` like ``{"age": 31, "gender": "F", "occupation": "engineer"}``."""
         scores = self.score_new_user(profile)
-        drop = [self.item_map.index(i) for i in exclude if i in self.item_map]
+        drop = sorted({self.item_map.index(i) for i in exclude if i in self.item_map})
         if drop:
             scores[torch.tensor(drop)] = -torch.inf
         top_scores, top_items = torch.topk(scores, min(n, len(scores) - len(drop)))
