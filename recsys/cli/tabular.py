@@ -99,7 +99,7 @@ def tabular_train(
         f"{', '.join(processor.cont_names) or '-'}",
         highlight=False,
     )
-    out.print(f"valid {shown}; saved to {path}", highlight=False)
+    out.print(f"validation: {shown}; saved to {path}", highlight=False)
 
 
 @tabular_app.command("predict")
