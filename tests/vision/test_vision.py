@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from recsys.cli import app
 from recsys.train.callbacks import Callback
@@ -170,28 +170,23 @@ def test_fine_tune_trains_the_head_first_then_all_with_discriminative_rates(tmp_
 
 
 def test_cli_cleaning_lists_first_then_applies_checked_decisions(
-    trained: VisionLearner, tmp_path, monkeypatch: pytest.MonkeyPatch
+    trained: VisionLearner, tmp_path
 ) -> None:
     folder = colour_folder(tmp_path / "data")
     # A green square filed as red: the model's worst case.
     mislabelled = write_image(folder / "red" / "oops.png", COLOURS["green"], 7)
     model = trained.save(tmp_path / "model.pt")
-    runner = CliRunner()
+
+    def clean(*options: str) -> Result:
+        command = ["vision", "clean", str(folder), "--model", str(model), *options]
+        return CliRunner().invoke(app, command)
+
+    def apply(frame: pd.DataFrame, name: str) -> Result:
+        frame.to_csv(tmp_path / name, index=False)
+        return clean("--apply", str(tmp_path / name))
+
     listing = tmp_path / "listing.csv"
-    result = runner.invoke(
-        app,
-        [
-            "vision",
-            "clean",
-            str(folder),
-            "--model",
-            str(model),
-            "--top",
-            "3",
-            "--list",
-            str(listing),
-        ],
-    )
+    result = clean("--top", "3", "--list", str(listing))
     assert result.exit_code == 0, result.output
     listed = pd.read_csv(listing, dtype=str, keep_default_na=False)
     assert Path(listed.loc[0, "file"]).name == "oops.png"
@@ -203,19 +198,7 @@ def test_cli_cleaning_lists_first_then_applies_checked_decisions(
     deleted = Path(decisions.loc[1, "file"])
     bad = decisions.copy()
     bad.loc[2, "action"] = "burn"
-    bad.to_csv(tmp_path / "bad.csv", index=False)
-    refused = runner.invoke(
-        app,
-        [
-            "vision",
-            "clean",
-            str(folder),
-            "--model",
-            str(model),
-            "--apply",
-            str(tmp_path / "bad.csv"),
-        ],
-    )
+    refused = apply(bad, "bad.csv")
     assert refused.exit_code == 1
     assert "decisions line 4: action 'burn'" in refused.output
     assert mislabelled.exists()  # nothing was changed
@@ -223,35 +206,11 @@ def test_cli_cleaning_lists_first_then_applies_checked_decisions(
 
     outside = decisions.copy()
     outside.loc[1, "file"] = str(model)
-    outside.to_csv(tmp_path / "outside.csv", index=False)
-    refused = runner.invoke(
-        app,
-        [
-            "vision",
-            "clean",
-            str(folder),
-            "--model",
-            str(model),
-            "--apply",
-            str(tmp_path / "outside.csv"),
-        ],
-    )
+    refused = apply(outside, "outside.csv")
     assert refused.exit_code == 1
     assert "is not inside" in refused.output
 
-    decisions.to_csv(tmp_path / "decisions.csv", index=False)
-    applied = runner.invoke(
-        app,
-        [
-            "vision",
-            "clean",
-            str(folder),
-            "--model",
-            str(model),
-            "--apply",
-            str(tmp_path / "decisions.csv"),
-        ],
-    )
+    applied = apply(decisions, "decisions.csv")
     assert applied.exit_code == 0, applied.output
     assert not mislabelled.exists()
     assert (folder / "green" / "oops.png").exists()
