@@ -28,12 +28,14 @@ from api.routes import (
     vision,
 )
 from api.state import ServiceState
+from api.upload_limit import UploadLimit
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
 from recsys.tabular.learner import load_tabular
 from recsys.vision.learner import load_vision
 
 STATIC = Path(__file__).resolve().parent / "static"
+UPLOAD_OVERHEAD = 64 * 1024
 
 
 async def _follow_registry(app: FastAPI, every_seconds: float) -> None:
@@ -88,6 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Recommendations, rating predictions and similar items, in your own ids.",
     )
     install_error_handlers(app)
+    app.add_middleware(
+        UploadLimit,
+        paths={"/vision/predict"},
+        limit=settings.vision_max_upload_bytes,
+        overhead=UPLOAD_OVERHEAD,  # multipart boundaries and part headers
+    )
     for module in (
         health,
         recommendations,

@@ -34,7 +34,7 @@ async def read_limited(upload: UploadFile, limit: int) -> bytes:
         data += chunk
         if len(data) > limit:
             raise ServiceError(
-                413, "upload_too_large", f"the image is larger than the limit of {limit:,} bytes"
+                413, "upload_too_large", f"the upload is larger than the limit of {limit:,} bytes"
             )
     return bytes(data)
 

@@ -93,3 +93,17 @@ def test_no_model_is_a_503_then_a_new_file_is_served(
     assert client.get("/tabular/schema").json()["target"] == "first"
     train_tabular(settings.tabular_model_path, target="second")  # replaced while serving
     assert client.get("/tabular/schema").json()["target"] == "second"
+
+    settings.tabular_model_path.write_bytes(b"not a model")  # damaged: the old one serves on
+    assert client.get("/tabular/schema").json()["target"] == "second"
+
+
+def test_a_file_that_does_not_load_is_a_503_saying_so(
+    settings: Settings, client: TestClient
+) -> None:
+    settings.tabular_model_path.parent.mkdir(parents=True)
+    settings.tabular_model_path.write_bytes(b"not a model")
+    response = client.get("/tabular/schema")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "tabular_model_unloadable"
+    assert "recsys tabular train" in response.json()["error"]["message"]
