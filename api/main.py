@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="recsys",
         version="0.1.0",
         lifespan=lifespan,
-        description="Recommendations, rating predictions and similar items, in your own ids.",
+        description="Recommendations, rating predictions and similar items in your own ids; "
+        "tabular and image predictions.",
     )
     install_error_handlers(app)
     app.add_middleware(
