@@ -55,19 +55,11 @@ async def user_recommendations(
             used_fallback = None
         elif profile is not None:
             model = state.metadata_model  # type: ignore[assignment]
-            rated = (
-                set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
-                if exclude_seen
-                else set()
-            )
+            rated = await rated_items(engine, user_id) if exclude_seen else set()
             items = recommend_from_profile(model, profile, n, genre, rated)
             used_fallback = "metadata"
         elif fallback == "popular":
-            rated = (
-                set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
-                if exclude_seen
-                else set()
-            )
+            rated = await rated_items(engine, user_id) if exclude_seen else set()
             items = [
                 {**row, "score": float(row["n_ratings"]), "because_you_liked": None}
                 for row in popular(model, n, genre, exclude=rated)
@@ -89,6 +81,11 @@ async def user_recommendations(
         "fallback": used_fallback,
         "items": items,
     }
+
+
+async def rated_items(engine: Engine, user_id: str) -> set[str]:
+    """Items the user has rated in the database (since training too), off the event loop."""
+    return set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
 
 
 def known_profile(engine: Engine, user_id: str) -> dict | None:

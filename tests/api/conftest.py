@@ -34,6 +34,17 @@ def catalog() -> pd.DataFrame:
     )
 
 
+def file_model_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for the file-served (tabular, vision) endpoints, which never touch the
+    database: an empty SQLite file, artifacts under ``tmp_path``, no registry polling."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+        artifact_dir=tmp_path / "artifacts",
+        model_poll_seconds=0,
+        **overrides,
+    )
+
+
 @pytest.fixture
 def trained_engine(engine: Engine, tmp_path: Path) -> Engine:
     train, _ = two_taste_groups()

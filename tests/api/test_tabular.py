@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from recsys.settings import Settings
 from recsys.tabular.learner import TabularData, tabular_learner
+from tests.api.conftest import file_model_settings
 from tests.factories import easy_rule_rows
 
 
@@ -28,12 +29,7 @@ def train_tabular(path: Path, target: str = "y") -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No ratings needed: the tabular endpoints never touch the database.
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
-        artifact_dir=tmp_path / "artifacts",
-        model_poll_seconds=0,
-    )
+    return file_model_settings(tmp_path)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from PIL import Image
 from api.main import create_app
 from recsys.settings import Settings
 from recsys.vision.learner import vision_learner
+from tests.api.conftest import file_model_settings
 from tests.vision.test_vision import COLOURS, colour_folder, data_for
 
 
@@ -46,12 +47,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
-        artifact_dir=tmp_path / "artifacts",
-        model_poll_seconds=0,
-        vision_max_upload_bytes=20_000,
-    )
+    return file_model_settings(tmp_path, vision_max_upload_bytes=20_000)
 
 
 @pytest.fixture
@@ -141,11 +137,7 @@ def test_oversize_uploads_and_decompression_bombs_are_413(
 
 
 def test_without_a_model_the_endpoint_says_how_to_train_one(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'e.db'}",
-        artifact_dir=tmp_path / "a",
-        model_poll_seconds=0,
-    )
+    settings = file_model_settings(tmp_path)
     with TestClient(create_app(settings)) as client:
         response = post(client, image_bytes(COLOURS["red"]))
     assert response.status_code == 503
