@@ -13,7 +13,8 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 
 from api.errors import ServiceError
-from api.state import LoadedModel, ServiceState
+from api.model_swaps import ServiceState
+from api.served_model import ServedModel
 from recsys.settings import Settings
 
 
@@ -29,21 +30,21 @@ async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-async def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+async def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
     """The rating model (else the ranking one); 503 until one has been trained."""
     if state.model is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     return state.model
 
 
-async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
     """The model that recommends (see ServiceState.recommender); 503 until one is trained."""
     if state.recommender is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     return state.recommender
 
 
-async def get_rating_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedModel:
+async def get_rating_model(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
     """The rating model; 409 when only a ranking model is active (its scores are no ratings)."""
     if "rating" in state.models:
         return state.models["rating"]
@@ -73,7 +74,7 @@ async def require_api_key(
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StateDep = Annotated[ServiceState, Depends(get_state)]
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
-RecommenderDep = Annotated[LoadedModel, Depends(get_recommender)]
-RatingModelDep = Annotated[LoadedModel, Depends(get_rating_model)]
+ModelDep = Annotated[ServedModel, Depends(get_model)]
+RecommenderDep = Annotated[ServedModel, Depends(get_recommender)]
+RatingModelDep = Annotated[ServedModel, Depends(get_rating_model)]
 ApiKeyDep = Depends(require_api_key)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import install_error_handlers
 from api.model_files import ModelFile
+from api.model_swaps import ServiceState
 from api.routes import (
     explorer,
     health,
@@ -27,7 +28,6 @@ from api.routes import (
     users,
     vision,
 )
-from api.state import ServiceState
 from api.upload_limit import UploadLimit
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings

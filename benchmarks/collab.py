@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from recsys import CollabData, collab_learner
-from recsys.collab import DEFAULT_BATCH_SIZE, DOT_DEFAULTS, NN_DEFAULTS
+from recsys.collab.collab_learner import DOT_DEFAULTS, NN_DEFAULTS
+from recsys.collab.dataset import DEFAULT_BATCH_SIZE
 from recsys.data.loaders import DataLoaders
 from recsys.db.movielens import BUNDLE
 from recsys.models import DotProductBias, DotProductBiasConfig

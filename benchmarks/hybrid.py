@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from recsys import CollabData, collab_learner
+from recsys.collab.hybrid import HYBRID_DEFAULTS, hybrid_learner
 from recsys.db.movielens import BUNDLE, items_frame
-from recsys.hybrid import HYBRID_DEFAULTS, hybrid_learner
 from recsys.train.learner import Learner
 
 

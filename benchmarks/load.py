@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recsys.collab.recommender import Recommender, SeenItems
 from recsys.data.ratings import IdMap
 from recsys.models import DotProductBias, DotProductBiasConfig
-from recsys.recommend import Recommender, SeenItems
 
 LUA = """
 math.randomseed(42)

@@ -25,11 +25,11 @@ import scipy.sparse
 import torch
 
 from recsys import CollabData, collab_learner
+from recsys.collab.evaluate import RANKING_METRICS, Scorer, model_scorer, popularity_scorer
+from recsys.collab.evaluate import ranking_metrics as measure
+from recsys.collab.ranking import ranking_learner
 from recsys.data.splits import temporal_split
 from recsys.db.movielens import BUNDLE
-from recsys.evaluate import RANKING_METRICS, Scorer, model_scorer, popularity_scorer
-from recsys.evaluate import ranking_metrics as measure
-from recsys.ranking import ranking_learner
 
 HEADERS = ("precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate", "coverage")
 

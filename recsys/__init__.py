@@ -9,9 +9,8 @@ The notebook surface::
     learn.recommend(user_id, n=10)
 """
 
-from recsys.collab import CollabData, CollabLearner, collab_learner, load_recommender
+from recsys.collab import CollabData, CollabLearner, Recommender, collab_learner, load_recommender
 from recsys.models import DotProductBias, EmbeddingNN
-from recsys.recommend import Recommender
 from recsys.train.learner import Learner
 
 __all__ = [

@@ -12,7 +12,7 @@ import pytest
 from recsys.db import movielens
 from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
-from recsys.registry import list_versions
+from recsys.jobs.model_versions import list_versions
 
 TRAIN = ["train", "--epochs", "3", "--promote", "never", "--seed", "7"]
 

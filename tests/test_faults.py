@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from recsys.db import movielens
 from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
-from recsys.registry import active_version, get_version, list_versions
+from recsys.jobs.model_versions import active_version, get_version, list_versions
 
 pytestmark = pytest.mark.slow
 

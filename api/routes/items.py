@@ -13,10 +13,9 @@ from sqlalchemy import Engine
 from api.deps import EngineDep, ModelDep, RatingModelDep
 from api.errors import ServiceError
 from api.schemas import PredictionRequest, Predictions, SimilarItems
-from api.state import title_or_none
+from recsys.collab.recommender import Recommender
 from recsys.data.catalog import read_item_metadata, read_user_profiles
 from recsys.data.ratings import UnknownIdError
-from recsys.recommend import HybridRecommender
 
 router = APIRouter(tags=["items"])
 
@@ -28,29 +27,24 @@ async def similar(
     n: Annotated[int, Query(ge=1, le=500)] = 10,
     min_ratings: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    """Nearest items by cosine similarity of embeddings (the item itself excluded)."""
+    """Nearest items by cosine similarity of embeddings (the item itself excluded);
+    ``min_ratings`` leaves out neighbours with fewer ratings."""
     if item_id not in model.recommender.item_map:
-        known = item_id in model.catalog.index
         raise ServiceError(
             404,
             "unknown_item",
             f"item {item_id!r} has no ratings the model was trained on"
-            if known
+            if item_id in model.catalog
             else f"unknown item id {item_id!r}",
         )
-    neighbours = model.recommender.similar_items(item_id, len(model.recommender.item_map))
-    neighbours["item_id"] = neighbours["item_id"].astype(str)
-    counts = model.catalog["n_ratings"]
-    if min_ratings:
-        neighbours = neighbours[neighbours["item_id"].map(counts).fillna(0) >= min_ratings]
-    neighbours = neighbours.head(n)
-    titles = model.catalog["title"]
+    neighbours = model.recommender.similar_items(item_id, n, min_ratings)
+    catalog = model.catalog
     return {
         "item_id": item_id,
-        "title": title_or_none(titles.get(item_id)),
+        "title": catalog.title(item_id),
         "model_version": model.version.id,
         "items": [
-            {"item_id": i, "title": title_or_none(titles.get(i)), "score": float(s)}
+            {"item_id": str(i), "title": catalog.title(i), "score": float(s)}
             for i, s in zip(neighbours["item_id"], neighbours["score"], strict=True)
         ],
     }
@@ -60,13 +54,14 @@ async def similar(
 async def predictions(body: PredictionRequest, model: RatingModelDep, engine: EngineDep) -> dict:
     """Predicted ratings for (user, item) pairs, in the order given (from the rating model).
 
-    A hybrid rating model also predicts for users and items it never saw, from the
-    metadata the database holds for them; other models answer 404 for those.
+    A rating model that reads metadata also predicts for users and items it never
+    saw, from the metadata the database holds for them; other models answer 404 for
+    those.
     """
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
     recommender = model.recommender
     try:
-        if isinstance(recommender, HybridRecommender):
+        if recommender.reads_metadata:
             ratings = await run_in_threadpool(_predict_with_metadata, recommender, pairs, engine)
         else:
             ratings = recommender.predict(pairs)
@@ -82,11 +77,11 @@ async def predictions(body: PredictionRequest, model: RatingModelDep, engine: En
 
 
 def _predict_with_metadata(
-    recommender: HybridRecommender, pairs: pd.DataFrame, engine: Engine
+    recommender: Recommender, pairs: pd.DataFrame, engine: Engine
 ) -> np.ndarray:
     """Ids the model never saw are scored from their rows in the database, if any."""
     new_users = [u for u in pairs["user_id"].unique() if u not in recommender.user_map]
     new_items = [i for i in pairs["item_id"].unique() if i not in recommender.item_map]
     users = read_user_profiles(engine, new_users) if new_users else None
     items = read_item_metadata(engine, new_items) if new_items else None
-    return recommender.predict_with_metadata(pairs, users=users, items=items)
+    return recommender.predict(pairs, users=users, items=items)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from api.deps import ApiKeyDep, EngineDep
 from api.errors import ServiceError
 from api.schemas import ModelVersionOut
-from recsys.registry import (
+from recsys.jobs.model_versions import (
     ActivationError,
     ModelVersion,
     activate,

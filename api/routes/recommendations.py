@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 from api.deps import EngineDep, ModelDep, RecommenderDep, StateDep
 from api.errors import ServiceError
 from api.schemas import PopularItem, Recommendations
-from api.state import UnknownGenreError, popular, recommend, recommend_from_profile
-from recsys.data.catalog import read_user_profiles, read_user_ratings
+from api.served_model import ServedModel
+from recsys.collab.recommender import TopItems
+from recsys.data.catalog import UnknownGenreError, read_user_profiles, read_user_ratings
 
 router = APIRouter(tags=["recommendations"])
 
@@ -41,28 +42,34 @@ async def user_recommendations(
     Scoring runs on the event loop: it is a fraction of a millisecond of CPU, less
     than the hop to a worker thread would cost.
 
-    A user the model has not seen is answered by a hybrid model from their profile
-    (``PUT /users/{user_id}``) when one is loaded and the profile has metadata
-    (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular`` the
-    most rated items they have not rated yet.
+    A user the model has not seen is answered by a model that reads metadata from
+    their profile (``PUT /users/{user_id}``) when one is loaded and the profile has
+    metadata (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular``
+    the most rated items they have not rated yet.
     """
     try:
         profile = None
         if user_id not in model.recommender.user_map and state.metadata_model is not None:
             profile = await run_in_threadpool(known_profile, engine, user_id)
         if user_id in model.recommender.user_map:
-            items = recommend(model, user_id, n, exclude_seen, genre)
+            top = model.recommender.recommend_many(
+                [user_id], n, exclude_seen, allowed=model.genre_mask(genre)
+            )[0]
+            items = described(model, top, user_id)
             used_fallback = None
         elif profile is not None:
             model = state.metadata_model  # type: ignore[assignment]
             rated = await rated_items(engine, user_id) if exclude_seen else set()
-            items = recommend_from_profile(model, profile, n, genre, rated)
+            top = model.recommender.recommend_for_profile(
+                profile, n, exclude=rated, allowed=model.genre_mask(genre)
+            )
+            items = described(model, top)
             used_fallback = "metadata"
         elif fallback == "popular":
             rated = await rated_items(engine, user_id) if exclude_seen else set()
             items = [
                 {**row, "score": float(row["n_ratings"]), "because_you_liked": None}
-                for row in popular(model, n, genre, exclude=rated)
+                for row in popular_rows(model, n, genre, exclude=rated)
             ]
             used_fallback = "popular"
         else:
@@ -83,6 +90,28 @@ async def user_recommendations(
     }
 
 
+def described(model: ServedModel, top: TopItems, user_id: str | None = None) -> list[dict]:
+    """The ranked items with their titles and genres, and for a known user the liked item
+    most like each one ("because you liked")."""
+    reasons: list[str | None] = [None] * len(top.indices)
+    if user_id is not None:
+        for row, reason in enumerate(model.recommender.because_you_liked(user_id, top.item_ids)):
+            if len(reason.indices):
+                reasons[row] = model.item_titles[reason.indices[0]]
+    return [
+        {
+            "item_id": str(item_id),
+            "title": model.item_titles[index],
+            "genres": model.item_genres[index],
+            "score": float(score),
+            "because_you_liked": reason,
+        }
+        for item_id, index, score, reason in zip(
+            top.item_ids, top.indices.tolist(), top.scores.tolist(), reasons, strict=True
+        )
+    ]
+
+
 async def rated_items(engine: Engine, user_id: str) -> set[str]:
     """Items the user has rated in the database (since training too), off the event loop."""
     return set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
@@ -97,10 +126,26 @@ def known_profile(engine: Engine, user_id: str) -> dict | None:
     return profile or None
 
 
+def popular_rows(
+    model: ServedModel, n: int, genre: str | None, exclude: set[str] = frozenset()
+) -> list[dict]:
+    frame = model.catalog.popular(n, genre, exclude)
+    return [
+        {
+            "item_id": row.item_id,
+            "title": row.title if isinstance(row.title, str) else None,
+            "genres": row.genres,
+            "n_ratings": int(row.n_ratings),
+            "mean_rating": None if pd.isna(row.mean_rating) else float(row.mean_rating),
+        }
+        for row in frame.itertuples()
+    ]
+
+
 @router.get("/popular", response_model=list[PopularItem])
 async def popular_items(model: ModelDep, n: N = 10, genre: Genre = None) -> list[dict]:
     """The most-rated items: what to show someone the model knows nothing about."""
     try:
-        return popular(model, n, genre)
+        return popular_rows(model, n, genre)
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from recsys.cli.data import dataset_app, db_app, ingest_app, load_app, quickstart
-from recsys.cli.interpret import explain, interpret_app, similar
-from recsys.cli.models import models_app
-from recsys.cli.serving import serve
-from recsys.cli.tabular import tabular_app
-from recsys.cli.training import evaluate, train
-from recsys.cli.vision import vision_app
+from recsys.cli.data_commands import dataset_app, db_app, ingest_app, load_app, quickstart
+from recsys.cli.interpret_commands import explain, interpret_app, similar
+from recsys.cli.model_commands import models_app
+from recsys.cli.serve_command import serve
+from recsys.cli.tabular_commands import tabular_app
+from recsys.cli.train_commands import evaluate, train
+from recsys.cli.vision_commands import vision_app
 
 app = typer.Typer(
     help="recsys: ratings in a SQL database in, recommendations out.",

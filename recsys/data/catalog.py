@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
@@ -100,3 +103,82 @@ def read_item_metadata(engine: Engine, item_ids: list[str]) -> pd.DataFrame:
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     return pd.DataFrame(rows, columns=["item_id", "genres", "release_date"])
+
+
+class UnknownGenreError(ValueError):
+    """A genre filter that no item has."""
+
+
+class ItemCatalog:
+    """Every item's title, genres and rating counts, indexed for requests: genre
+    masks, titles by id, and the popularity list (most rated first) that answers
+    users nothing is known about.
+
+    Built once (per model load in the service); nothing here touches the database
+    afterwards.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        frame = frame.assign(
+            item_id=frame["item_id"].astype(str),
+            genres=[list(g) if isinstance(g, list | tuple) else [] for g in frame["genres"]],
+        )
+        self.frame = frame.set_index("item_id", drop=False)
+        self.genre_names: dict[str, str] = {}  # lower case -> as spelled in the data
+        for genres in frame["genres"]:
+            for genre in genres:
+                self.genre_names.setdefault(genre.lower(), genre)
+        order = frame.sort_values(["n_ratings", "mean_rating"], ascending=False, kind="stable")
+        self._popular = order.reset_index(drop=True)
+        self._popular_ids = self._popular["item_id"].to_numpy(dtype=object)
+        self._popular_genres = {
+            key: np.array([name in g for g in self._popular["genres"]], dtype=bool)
+            for key, name in self.genre_names.items()
+        }
+
+    @classmethod
+    def from_database(cls, engine: Engine) -> ItemCatalog:
+        return cls(read_item_catalog(engine))
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self.frame.index
+
+    def genre(self, name: str) -> str:
+        """The genre as spelled in the data (matched case-insensitively); UnknownGenreError
+        lists the known ones."""
+        key = name.lower()
+        if key not in self.genre_names:
+            known = ", ".join(sorted(self.genre_names.values()))
+            raise UnknownGenreError(f"unknown genre {name!r}; known genres: {known}")
+        return self.genre_names[key]
+
+    def genre_mask(self, name: str, item_ids: Sequence[object]) -> np.ndarray:
+        """Which of ``item_ids`` (in order) have the genre ``name``."""
+        genre = self.genre(name)
+        genres = self.frame["genres"].reindex([str(i) for i in item_ids])
+        return np.array([isinstance(g, list) and genre in g for g in genres], dtype=bool)
+
+    def aligned(self, item_ids: Sequence[object]) -> pd.DataFrame:
+        """One row per id in ``item_ids`` (missing rows: no title, no genres, no ratings)."""
+        rows = self.frame.reindex([str(i) for i in item_ids]).reset_index(drop=True)
+        rows["item_id"] = [str(i) for i in item_ids]
+        rows["genres"] = [g if isinstance(g, list) else [] for g in rows["genres"]]
+        rows["n_ratings"] = rows["n_ratings"].fillna(0).astype("int64")
+        return rows
+
+    def title(self, item_id: object) -> str | None:
+        value = self.frame["title"].get(str(item_id))
+        return value if isinstance(value, str) else None
+
+    def popular(
+        self, n: int, genre: str | None = None, exclude: Iterable[object] = ()
+    ) -> pd.DataFrame:
+        """The ``n`` most-rated items (ties: higher mean rating), optionally of one genre,
+        without the ``exclude`` ids: item_id, title, genres, n_ratings, mean_rating."""
+        keep = np.ones(len(self._popular_ids), dtype=bool)
+        if genre is not None:
+            keep &= self._popular_genres[self.genre(genre).lower()]
+        excluded = [str(i) for i in exclude]
+        if excluded:
+            keep &= ~pd.Index(self._popular_ids).isin(excluded)
+        return self._popular[keep].head(n).reset_index(drop=True)

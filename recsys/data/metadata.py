@@ -135,3 +135,8 @@ class MetadataEncoder:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MetadataEncoder:
         return cls(**state)
+
+
+def aligned(frame: pd.DataFrame, id_col: str, ids: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` for ``ids`` in order; ids without a row get missing metadata."""
+    return frame.drop_duplicates(id_col).set_index(id_col).reindex(pd.Index(ids, dtype=object))

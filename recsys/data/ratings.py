@@ -17,6 +17,10 @@ from sqlalchemy import Connection, Engine, Table, select
 
 from recsys.db.tables import items, users
 
+# A rating at or above this counts as "liked": the ranking objective's full-weight
+# interactions, relevance in evaluation, and the "because you liked" reasons.
+LIKED_AT = 4.0
+
 
 class UnknownIdError(KeyError):
     """An external id the data (or model) has never seen."""
@@ -53,6 +57,10 @@ class IdMap:
             return self._index[external_id]
         except KeyError:
             raise UnknownIdError(self.kind, external_id) from None
+
+    def position(self, external_id: object) -> int:
+        """The index of one external id, or -1 when it was never seen."""
+        return self._index.get(external_id, -1)
 
     def indices(self, external_ids: Iterable[object]) -> np.ndarray:
         """Indices of many external ids; UnknownIdError names the first unknown one."""

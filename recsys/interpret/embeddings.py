@@ -1,10 +1,12 @@
-"""Read a trained collaborative model: biases, principal components, neighbours, reasons.
+"""Read a trained collaborative model: biases and principal components, with names.
 
-Every function takes a :class:`~recsys.recommend.Recommender` (model + id maps)
-and, where people need names and counts beside the numbers, a catalog frame
+Every function takes a :class:`~recsys.collab.recommender.Recommender` (model + id
+maps) and, where people need names and counts beside the numbers, a catalog frame
 with columns ``item_id``, ``title``, ``n_ratings``, ``mean_rating`` (see
 :func:`recsys.data.catalog.read_item_catalog`). Items the model never saw in
-training have no embedding and are simply absent from the outputs.
+training have no embedding and are simply absent from the outputs. Neighbours and
+"because you liked" reasons are the Recommender's own (``similar_items``,
+``explain``); :func:`with_catalog` puts names beside them.
 """
 
 from __future__ import annotations
@@ -13,35 +15,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.decomposition import PCA
 
+from recsys.collab.recommender import Recommender
 from recsys.data.ratings import UnknownIdError
-from recsys.recommend import Recommender
 
 DEFAULT_MIN_RATINGS = 20
 
 
-class NoBiasesError(ValueError):
-    """The model has no bias terms (the deep model folds them into its layers)."""
-
-
-def _with_catalog(frame: pd.DataFrame, catalog: pd.DataFrame | None, key: str) -> pd.DataFrame:
+def with_catalog(
+    frame: pd.DataFrame, catalog: pd.DataFrame | None, key: str = "item_id"
+) -> pd.DataFrame:
+    """``frame`` with the catalog's columns (title, counts, ...) joined on ``key`` as text."""
     if catalog is None:
         return frame
     extra = catalog.drop(columns=[c for c in catalog.columns if c in frame and c != key])
     lookup = extra.assign(**{key: extra[key].astype(str)})
     return frame.assign(**{key: frame[key].astype(str)}).merge(lookup, on=key, how="left")
-
-
-def _biases(recommender: Recommender, side: str) -> np.ndarray:
-    table = getattr(recommender.model, f"{side}_bias", None)
-    if table is None:
-        raise NoBiasesError(
-            f"{type(recommender.model).__name__} has no {side} biases; "
-            "train a DotProductBias (--model dot) to see them"
-        )
-    return table.detach().float().cpu().numpy()[:, 0]
 
 
 def bias_ranking(
@@ -54,14 +44,17 @@ def bias_ranking(
 
     A high item bias means people rate the item higher than their taste vectors
     alone predict ("liked even by people who don't usually like this kind of
-    film"); a high user bias, someone who rates everything high.
+    film"); a high user bias, someone who rates everything high. NoBiasesError for
+    a model without biases.
     """
     id_map = recommender.item_map if side == "item" else recommender.user_map
     key = f"{side}_id"
-    frame = pd.DataFrame({key: id_map.ids, "bias": _biases(recommender, side)})
+    user_biases, item_biases = recommender.model.biases()
+    biases = item_biases if side == "item" else user_biases
+    frame = pd.DataFrame({key: id_map.ids, "bias": biases.float().cpu().numpy()})
     frame = frame.sort_values("bias", kind="stable").reset_index(drop=True)
-    lowest = _with_catalog(frame.head(n), catalog, key)
-    highest = _with_catalog(frame.iloc[::-1].head(n).reset_index(drop=True), catalog, key)
+    lowest = with_catalog(frame.head(n), catalog, key)
+    highest = with_catalog(frame.iloc[::-1].head(n).reset_index(drop=True), catalog, key)
     return lowest, highest
 
 
@@ -98,7 +91,7 @@ def item_pca(
     still gets coordinates.
     """
     embeddings = recommender.model.item_embeddings().float().cpu().numpy()
-    frame = _with_catalog(pd.DataFrame({"item_id": recommender.item_map.ids}), catalog, "item_id")
+    frame = with_catalog(pd.DataFrame({"item_id": recommender.item_map.ids}), catalog, "item_id")
     if "n_ratings" in frame:
         fitted = frame["n_ratings"].fillna(0).to_numpy() >= min_ratings
     else:
@@ -115,57 +108,6 @@ def item_pca(
         frame[f"pc{k + 1}"] = projected[:, k]
     frame["fitted"] = fitted
     return ItemMap(frame, pca.explained_variance_ratio_, int(fitted.sum()))
-
-
-def similar_items(
-    recommender: Recommender,
-    item_id: object,
-    n: int = 10,
-    catalog: pd.DataFrame | None = None,
-    min_ratings: int = 0,
-) -> pd.DataFrame:
-    """The ``n`` nearest items by cosine similarity of embeddings, with catalog columns.
-
-    ``min_ratings`` leaves out neighbours with fewer ratings in the catalog: an item
-    rated once has an embedding that says little, yet can land close to anything.
-    """
-    if min_ratings <= 0 or catalog is None:
-        return _with_catalog(recommender.similar_items(item_id, n), catalog, "item_id")
-    everything = _with_catalog(
-        recommender.similar_items(item_id, len(recommender.item_map)), catalog, "item_id"
-    )
-    popular = everything[everything["n_ratings"].fillna(0) >= min_ratings]
-    return popular.head(n).reset_index(drop=True)
-
-
-def explain(
-    recommender: Recommender,
-    user_ratings: pd.DataFrame,
-    item_id: object,
-    n: int = 3,
-    liked_at: float = 4.0,
-    catalog: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Why ``item_id`` suits this user: the items they rated ``liked_at`` or more that
-    are most similar to it ("because you liked ..."), best first.
-
-    ``user_ratings`` has columns ``item_id`` and ``rating``; items the model does
-    not know are ignored. Empty when the user liked nothing the model knows.
-    """
-    target = recommender.item_map.index(item_id)
-    liked = user_ratings[user_ratings["rating"] >= liked_at]
-    known = [i for i in liked["item_id"] if i in recommender.item_map and i != item_id]
-    if not known:
-        return pd.DataFrame(columns=["item_id", "rating", "similarity"])
-    indices = torch.from_numpy(recommender.item_map.indices(known))
-    units = recommender.unit_item_embeddings()
-    similarity = (units[indices.to(units.device)] @ units[target]).cpu().numpy()
-    ratings = dict(zip(liked["item_id"], liked["rating"], strict=True))
-    frame = pd.DataFrame(
-        {"item_id": known, "rating": [ratings[i] for i in known], "similarity": similarity}
-    )
-    frame = frame.sort_values("similarity", ascending=False, kind="stable").head(n)
-    return _with_catalog(frame.reset_index(drop=True), catalog, "item_id")
 
 
 def find_items(catalog: pd.DataFrame, query: str) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys.models.layers import embedding_table, sigmoid_range
+from recsys.models.scorer import CollabScorer
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,14 @@ class DotProductBiasConfig:
     sparse: bool = False
 
 
-class DotProductBias(nn.Module):
-    """User and item factor tables plus per-user and per-item biases.
-
-    ``forward`` reads the collaborative batch: ``x[:, 0]`` user indices,
-    ``x[:, 1]`` item indices; it returns predicted ratings of shape (batch,).
-    """
+class DotProductBias(CollabScorer):
+    """User and item factor tables plus per-user and per-item biases."""
 
     def __init__(self, config: DotProductBiasConfig) -> None:
         super().__init__()
         self.config = config
+        self.n_users, self.n_items = config.n_users, config.n_items
+        self.rating_range = config.y_range
         self.user_factors = embedding_table(config.n_users, config.n_factors)
         self.item_factors = embedding_table(config.n_items, config.n_factors)
         self.user_bias = embedding_table(config.n_users, 1)
@@ -40,27 +39,20 @@ class DotProductBias(nn.Module):
     def _rows(self, table: nn.Parameter, index: torch.Tensor) -> torch.Tensor:
         return F.embedding(index, table, sparse=self.config.sparse)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        users, items = x[:, 0], x[:, 1]
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self._rows(self.user_factors, users) * self._rows(self.item_factors, items)).sum(1)
         biases = self._rows(self.user_bias, users)[:, 0] + self._rows(self.item_bias, items)[:, 0]
         return self._squash(dot + biases)
 
     def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of the same candidate ``items`` (M,) for each of ``users`` (B,): (B, M).
-
-        One matrix product; what sampled-softmax training and ranking call.
-        """
+        """One matrix product; what sampled-softmax training calls."""
         logits = self._rows(self.user_factors, users) @ self._rows(self.item_factors, items).T
         logits = logits + self._rows(self.user_bias, users) + self._rows(self.item_bias, items).T
         return self._squash(logits)
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
-        """Scores (predicted ratings, or ranking scores) of every item: (len(users), n_items).
-
-        Reads the item tables in place (no gather): this is the serving hot path.
-        """
+        """Reads the item tables in place (no gather)."""
         logits = self.user_factors[users] @ self.item_factors.T
         logits += self.user_bias[users] + self.item_bias.T
         return self._squash(logits)
@@ -77,5 +69,10 @@ class DotProductBias(nn.Module):
         return [self.user_factors, self.item_factors, self.user_bias, self.item_bias]
 
     def item_embeddings(self) -> torch.Tensor:
-        """The vectors that describe items, for similarity and interpretation."""
         return self.item_factors.detach()
+
+    def user_embeddings(self) -> torch.Tensor:
+        return self.user_factors.detach()
+
+    def biases(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user_bias.detach()[:, 0], self.item_bias.detach()[:, 0]

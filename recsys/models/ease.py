@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 import torch
-from torch import nn
+
+from recsys.models.scorer import CollabScorer
 
 # The solve holds two d x d float32 matrices (the Gram matrix and its inverse):
 # 7.2 GB at 30,000 items.
@@ -33,15 +34,19 @@ class EASEConfig:
     l2: float = 250.0
 
 
-class EASE(nn.Module):
+class EASE(CollabScorer):
     """Item-item weights B and each user's interactions (CSR); scores = X[users] @ B.
 
-    There are no trained parameters: ``fit_ease`` fills the buffers.
+    There are no trained parameters: ``fit_ease`` fills the buffers. Scores rank
+    items; they are not ratings (``rating_range`` is None), and users have no
+    vectors of their own.
     """
 
     def __init__(self, config: EASEConfig) -> None:
         super().__init__()
         self.config = config
+        self.n_users, self.n_items = config.n_users, config.n_items
+        self.rating_range = None
         self.register_buffer("item_weights", torch.zeros(config.n_items, config.n_items))
         self.register_buffer("history_indptr", torch.zeros(config.n_users + 1, dtype=torch.long))
         self.register_buffer(
@@ -70,14 +75,16 @@ class EASE(nn.Module):
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
-        """Ranking scores of every item for each user: (len(users), n_items)."""
         return torch.sparse.mm(self._histories(users), self.item_weights)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores of (user, item) pairs, read like the other collaborative models."""
-        users, rows = torch.unique(x[:, 0], return_inverse=True)
-        return self.score_all_items(users)[rows, x[:, 1]]
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.score_all_items(users)[:, items]
+
+    @torch.no_grad()
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        unique_users, rows = torch.unique(users, return_inverse=True)
+        return self.score_all_items(unique_users)[rows, items]
 
     def item_embeddings(self) -> torch.Tensor:
         """Each item's column of weights: items that co-occur with the same items are alike."""

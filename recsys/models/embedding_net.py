@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from recsys.models.layers import embedding_size, sigmoid_range
+from recsys.models.scorer import CollabScorer
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,14 @@ class EmbeddingNNConfig:
     sparse: bool = False
 
 
-class EmbeddingNN(nn.Module):
-    """Concatenated user and item embeddings through Linear -> ReLU -> Dropout blocks.
-
-    Reads the same batch as :class:`DotProductBias` (``x[:, 0]`` users, ``x[:, 1]`` items).
-    """
+class EmbeddingNN(CollabScorer):
+    """Concatenated user and item embeddings through Linear -> ReLU -> Dropout blocks."""
 
     def __init__(self, config: EmbeddingNNConfig) -> None:
         super().__init__()
         self.config = config
+        self.n_users, self.n_items = config.n_users, config.n_items
+        self.rating_range = config.y_range
         user_size = config.user_size or embedding_size(config.n_users)
         item_size = config.item_size or embedding_size(config.n_items)
         self.user_embedding = nn.Embedding(config.n_users, user_size, sparse=config.sparse)
@@ -48,21 +48,21 @@ class EmbeddingNN(nn.Module):
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        embedded = torch.cat([self.user_embedding(x[:, 0]), self.item_embedding(x[:, 1])], dim=1)
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        embedded = torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=1)
         logits = self.mlp(self.embedding_dropout(embedded))[:, 0]
         if self.config.y_range is None:
             return logits
         return sigmoid_range(logits, *self.config.y_range)
 
     def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of the same candidate ``items`` (M,) for each of ``users`` (B,): (B, M)."""
-        pairs = torch.stack([users.repeat_interleave(len(items)), items.repeat(len(users))], dim=1)
-        return self(pairs).view(len(users), len(items))
+        """Every (user, candidate) pair through the MLP: B x M forward passes."""
+        pairs = self.score_pairs(users.repeat_interleave(len(items)), items.repeat(len(users)))
+        return pairs.view(len(users), len(items))
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor, chunk_items: int = 4096) -> torch.Tensor:
-        """Scores of every item for each user: (len(users), n_items), in item chunks."""
+        """In item chunks, one user at a time, to bound the MLP's batch."""
         all_items = torch.arange(self.config.n_items, device=users.device)
         return torch.stack(
             [
@@ -83,5 +83,7 @@ class EmbeddingNN(nn.Module):
         return [self.user_embedding.weight, self.item_embedding.weight]
 
     def item_embeddings(self) -> torch.Tensor:
-        """The item embedding table, for similarity and interpretation."""
         return self.item_embedding.weight.detach()
+
+    def user_embeddings(self) -> torch.Tensor:
+        return self.user_embedding.weight.detach()

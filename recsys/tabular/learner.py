@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 from sqlalchemy import Engine, text
 
+from recsys.artifacts import load_artifact
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.splits import random_split
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.tabular.processing import TabularProcessor
-from recsys.train.learner import FitDefaults, Learner, load_model
+from recsys.train.learner import FitDefaults, Learner
 from recsys.train.metrics import accuracy, mae, rmse
 
 ADULT = Path(str(files("recsys") / "bundled" / "adult" / "adult.parquet"))  # census income
@@ -181,6 +182,7 @@ def tabular_learner(
 
 def load_tabular(path: Path | str, device: str | torch.device = "cpu") -> TabularPredictor:
     """A :class:`TabularPredictor` from a file written by ``TabularLearner.save``."""
-    model, extra = load_model(path)
+    artifact = load_artifact(path)
+    model, extra = artifact.model, artifact.extra
     processor = TabularProcessor.from_state(extra["processor"])
     return TabularPredictor(model.to(device), processor)  # type: ignore[arg-type]

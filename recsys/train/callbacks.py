@@ -274,18 +274,6 @@ class GradientClip(Callback):
         torch.nn.utils.clip_grad_norm_(dense, self.max_norm)
 
 
-class MixedPrecision(Callback):
-    """bfloat16 autocast on CUDA (no loss scaling needed); a no-op on CPU."""
-
-    def before_fit(self) -> None:
-        device = self.learn.device
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            self.learn.autocast_dtype = torch.bfloat16
-
-    def after_fit(self) -> None:
-        self.learn.autocast_dtype = None
-
-
 class LRFinder(Callback):
     """Raises the learning rate exponentially each batch; stops when the loss diverges."""
 

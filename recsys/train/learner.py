@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from recsys.artifacts import load_artifact, save_artifact
 from recsys.data.loaders import DataLoaders, TensorBatches, to_device
-from recsys.models.registry import build_model, model_config
 from recsys.train import distributed
 from recsys.train.callbacks import (
     Callback,
@@ -150,7 +149,6 @@ class Learner:
         self.opt: Optimizers | None = None
         # Discriminative learning rates: (parameters, multiple of the scheduled rate).
         self.lr_scales: list[tuple[list[nn.Parameter], float]] | None = None
-        self.autocast_dtype: torch.dtype | None = None
         self.recorder = Recorder()
         self.cbs: list[Callback] = []
         self.add_cbs([self.recorder, *([ProgressCallback()] if progress else []), *cbs])
@@ -161,7 +159,19 @@ class Learner:
 
     # -- callbacks -------------------------------------------------------------------------
     def add_cbs(self, cbs: Sequence[Callback]) -> None:
+        """Attach callbacks; a handler whose name is not an event is refused, since a
+        misspelled one would otherwise never run."""
         for cb in cbs:
+            unknown = [
+                name
+                for name in dir(type(cb))
+                if name.startswith(("before_", "after_")) and name not in EVENTS
+            ]
+            if unknown:
+                raise ValueError(
+                    f"{type(cb).__name__} defines {', '.join(unknown)}, which is no learner "
+                    f"event; events are {', '.join(EVENTS)}"
+                )
             cb.learn = self
             self.cbs.append(cb)
         self.cbs.sort(key=_order)  # kept in order here, not re-sorted at every event
@@ -256,18 +266,12 @@ class Learner:
             self.valid_results = {}
         self._event("after_epoch")
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
     def _one_batch(self, batch: tuple[torch.Tensor, ...]) -> None:
         assert self.opt is not None
         self.batch = batch
         self._event("before_batch")
-        with self._autocast():
-            self.pred = self.train_model(*batch[:-1])
-            self.loss = self.loss_func(self.pred, batch[-1])
+        self.pred = self.train_model(*batch[:-1])
+        self.loss = self.loss_func(self.pred, batch[-1])
         self._event("after_loss")
         self.loss.backward()
         self._event("before_step")
@@ -294,8 +298,7 @@ class Learner:
         for batch in self.dls.valid if batches is None else batches:
             batch = to_device(batch, self.device)
             self.batch = batch
-            with self._autocast():
-                predictions.append(self.model(*batch[:-1]).float())
+            predictions.append(self.model(*batch[:-1]).float())
             targets.append(batch[-1])
             if during_fit:
                 self._event("after_batch")
@@ -363,40 +366,13 @@ class Learner:
         return {}
 
     def save(self, path: Path | str, metadata: dict[str, Any] | None = None) -> Path:
-        """Write the model's class, config and weights (and extra state) to ``path`` atomically.
-
-        ``metadata`` (plain values: what data, which library versions) travels along.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "model": model_config(self.scoring_model),
-            "state_dict": {k: v.detach().cpu() for k, v in self.scoring_model.state_dict().items()},
-            "extra": self.extra_state(),
-            "metadata": metadata or {},
-        }
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)  # a crash never leaves a half-written file at `path`
-        return path
+        """Write the scoring model and extra state to ``path`` (see recsys.artifacts);
+        ``metadata`` (plain values: what data, which library versions) travels along."""
+        return save_artifact(path, self.scoring_model, self.extra_state(), metadata)
 
     def load(self, path: Path | str) -> None:
         """Load weights saved by :meth:`save` into this learner's model."""
-        payload = load_payload(path)
-        self.scoring_model.load_state_dict(payload["state_dict"])
-
-
-def load_payload(path: Path | str) -> dict[str, Any]:
-    """Read a file written by :meth:`Learner.save` without unpickling arbitrary objects."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
-
-
-def load_model(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild and load the model saved at ``path``; also return the learner's extra state."""
-    payload = load_payload(path)
-    model = build_model(payload["model"])
-    model.load_state_dict(payload["state_dict"])
-    return model, payload["extra"]
+        self.scoring_model.load_state_dict(load_artifact(path).model.state_dict())
 
 
 def _suggest(lrs: list[float], losses: list[float]) -> LRFindResult:

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.data.ratings import LIKED_AT
+from recsys.models.scorer import CollabScorer
+
 
 def bpr_loss(score_differences: torch.Tensor, _target: torch.Tensor) -> torch.Tensor:
     """Bayesian personalised ranking: -log sigmoid(score(chosen) - score(negative))."""
@@ -17,12 +20,12 @@ def bpr_loss(score_differences: torch.Tensor, _target: torch.Tensor) -> torch.Te
 class TrainingObjective(nn.Module):
     """A scorer wrapped for training; the learner saves and serves ``scorer`` alone."""
 
-    def __init__(self, scorer: nn.Module) -> None:
+    def __init__(self, scorer: CollabScorer) -> None:
         super().__init__()
         self.scorer = scorer
 
     def sparse_parameters(self) -> list[nn.Parameter]:
-        return getattr(self.scorer, "sparse_parameters", list)()
+        return self.scorer.sparse_parameters()
 
 
 class PairwiseScores(TrainingObjective):
@@ -45,7 +48,7 @@ class SampledSoftmaxScores(TrainingObjective):
     """
 
     def __init__(
-        self, scorer: nn.Module, item_counts: torch.Tensor, n_negatives: int, alpha: float = 0.75
+        self, scorer: CollabScorer, item_counts: torch.Tensor, n_negatives: int, alpha: float = 0.75
     ) -> None:
         super().__init__(scorer)
         self.n_items = len(item_counts)
@@ -62,14 +65,10 @@ class SampledSoftmaxScores(TrainingObjective):
             # The chosen item first, so that the target is always column 0.
             return torch.cat([logits.gather(1, items[:, None]), _drop(logits, items)], dim=1)
         sampled = torch.multinomial(self.probabilities, self.n_negatives, replacement=True)
-        chosen = _pair_scores(self.scorer, users, items) - self.log_q[items]
+        chosen = self.scorer.score_pairs(users, items) - self.log_q[items]
         negative = self.scorer.score_candidates(users, sampled) - self.log_q[sampled]
         negative = negative.masked_fill(sampled[None, :] == items[:, None], -torch.inf)
         return torch.cat([chosen[:, None], negative], dim=1)
-
-
-def _pair_scores(scorer: nn.Module, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    return scorer(torch.stack([users, items], dim=1))
 
 
 def _drop(logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -78,7 +77,7 @@ def _drop(logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_softmax_loss(
-    low_weight: float = 0.5, liked_at: float = 4.0
+    low_weight: float = 0.5, liked_at: float = LIKED_AT
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Cross-entropy of column 0 (the chosen item), each row weighted by its rating:
     1 for ratings of ``liked_at`` or more, ``low_weight`` below."""

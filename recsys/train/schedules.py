@@ -13,15 +13,6 @@ def cosine(start: float, end: float) -> Schedule:
     return lambda pos: end + (start - end) * (1 + math.cos(math.pi * pos)) / 2
 
 
-def exponential(start: float, end: float) -> Schedule:
-    """Geometric interpolation, used by the learning-rate finder."""
-    return lambda pos: start * (end / start) ** pos
-
-
-def constant(value: float) -> Schedule:
-    return lambda _pos: value
-
-
 def combine(fraction: float, first: Schedule, second: Schedule) -> Schedule:
     """``first`` over [0, fraction), then ``second`` over [fraction, 1], each on its own 0..1."""
 

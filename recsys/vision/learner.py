@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from recsys.artifacts import load_artifact
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
-from recsys.train.learner import FitDefaults, Learner, load_model
+from recsys.train.learner import FitDefaults, Learner
 from recsys.train.metrics import accuracy, error_rate
 from recsys.vision.data import ImageData, ImageFiles, ImageTransform, open_image
 
@@ -159,5 +160,6 @@ def vision_learner(
 
 def load_vision(path: Path | str, device: str | torch.device = "cpu") -> ImagePredictor:
     """An :class:`ImagePredictor` from a file written by ``VisionLearner.save``."""
-    model, extra = load_model(path)
+    artifact = load_artifact(path)
+    model, extra = artifact.model, artifact.extra
     return ImagePredictor(model.to(device), ImageTransform.from_state(extra["transform"]))

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from api.main import create_app
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
+from recsys.jobs.training_job import TrainConfig, train_and_register
 from recsys.settings import Settings
-from recsys.training import TrainConfig, train_and_register
 from tests.factories import two_taste_groups
 
 TRAIN = TrainConfig(

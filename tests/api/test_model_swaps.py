@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
-from recsys.registry import activate, get_version
+from recsys.jobs.model_versions import activate, get_version
+from recsys.jobs.training_job import train_and_register
 from recsys.settings import Settings
-from recsys.training import train_and_register
 from tests.api.conftest import TRAIN
 
 

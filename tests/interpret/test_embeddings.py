@@ -9,20 +9,24 @@ import pandas as pd
 import pytest
 import torch
 
+from recsys.collab import Interactions, Recommender
 from recsys.data.ratings import IdMap, UnknownIdError
 from recsys.interpret.embeddings import (
     AmbiguousItemError,
-    NoBiasesError,
     bias_ranking,
-    explain,
     find_items,
     item_pca,
     resolve_item,
-    similar_items,
+    with_catalog,
 )
 from recsys.interpret.plots import plot_biases, plot_item_map
-from recsys.models import DotProductBias, DotProductBiasConfig, EmbeddingNN, EmbeddingNNConfig
-from recsys.recommend import Recommender, SeenItems
+from recsys.models import (
+    DotProductBias,
+    DotProductBiasConfig,
+    EmbeddingNN,
+    EmbeddingNNConfig,
+    NoBiasesError,
+)
 
 ITEM_FACTORS = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.05]]
 ITEM_BIASES = [0.5, -0.2, 0.1, 0.0, -0.6]
@@ -49,7 +53,14 @@ def hand_built() -> Recommender:
         model.item_bias.copy_(torch.tensor(ITEM_BIASES).unsqueeze(1))
         model.user_factors.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
         model.user_bias.copy_(torch.tensor([[0.3], [-0.3]]))
-    seen = SeenItems.from_pairs(np.array([0, 1]), np.array([1, 2]), n_users=2)
+    # u0 liked i1 and i3 and disliked i4; u1 liked i2 and disliked i1.
+    seen = Interactions.from_ratings(
+        np.array([0, 0, 0, 1, 1]),
+        np.array([1, 3, 4, 2, 1]),
+        np.array([5.0, 4.0, 1.0, 5.0, 2.0]),
+        n_users=2,
+        n_items=5,
+    )
     return Recommender(
         model,
         IdMap("user", np.array(["u0", "u1"], dtype=object)),
@@ -83,11 +94,11 @@ def test_a_model_without_biases_says_so() -> None:
         model,
         IdMap("user", np.array(["a", "b"], dtype=object)),
         IdMap("item", np.array(CATALOG["item_id"], dtype=object)),
-        SeenItems(np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64)),
+        Interactions.from_ratings(np.array([]), np.array([]), None, n_users=2, n_items=5),
     )
-    with pytest.raises(NoBiasesError, match="EmbeddingNN has no item biases"):
+    with pytest.raises(NoBiasesError, match="EmbeddingNN has no biases"):
         bias_ranking(recommender)
-    assert len(similar_items(recommender, "i0", n=2)) == 2  # embeddings still work
+    assert len(recommender.similar_items("i0", n=2)) == 2  # embeddings still work
 
 
 def test_pca_puts_the_two_kinds_of_item_at_opposite_ends_of_the_first_component() -> None:
@@ -111,30 +122,41 @@ def test_pca_refuses_when_too_few_items_are_popular_enough() -> None:
 
 
 def test_similar_items_finds_the_sequel_and_never_the_item_itself() -> None:
-    neighbours = similar_items(hand_built(), "i0", n=10, catalog=CATALOG)
+    neighbours = with_catalog(hand_built().similar_items("i0", n=10), CATALOG)
     assert neighbours["item_id"].iloc[0] == "i1"
+    assert neighbours["title"].iloc[0] == "Space Saga II (1980)"
     assert "i0" not in set(neighbours["item_id"])
     assert len(neighbours) == 4  # the catalog is smaller than n
     assert list(neighbours["score"]) == sorted(neighbours["score"], reverse=True)
-    popular = similar_items(hand_built(), "i2", n=10, catalog=CATALOG, min_ratings=10)
-    assert "i4" not in set(popular["item_id"])
+    # Only i1 has two ratings among the interactions the recommender holds.
+    assert list(hand_built().similar_items("i2", n=10, min_ratings=2)["item_id"]) == ["i1"]
     with pytest.raises(UnknownIdError, match="unknown item id 'i9'"):
-        similar_items(hand_built(), "i9")
+        hand_built().similar_items("i9")
 
 
 def test_explanations_are_the_users_liked_items_closest_to_the_recommendation() -> None:
-    user_ratings = pd.DataFrame(
-        {"item_id": ["i1", "i3", "i4", "never-trained"], "rating": [5.0, 4.0, 1.0, 5.0]}
-    )
-    reasons = explain(hand_built(), user_ratings, "i0", n=5, catalog=CATALOG)
-    assert list(reasons["item_id"]) == ["i1", "i3"]  # i4 was disliked, the last is unknown
-    assert reasons["title"].iloc[0] == "Space Saga II (1980)"
+    reasons = hand_built().explain("u0", "i0", n=5)
+    assert list(reasons["item_id"]) == ["i1", "i3"]  # i4 was disliked
     assert reasons["similarity"].iloc[0] > reasons["similarity"].iloc[1]
-
-    nothing_liked = explain(hand_built(), user_ratings.assign(rating=2.0), "i0")
-    assert nothing_liked.empty
+    assert hand_built().explain("u1", "i2").empty  # an item never explains itself
     with pytest.raises(UnknownIdError):
-        explain(hand_built(), user_ratings, "i9")
+        hand_built().explain("u0", "i9")
+
+
+def test_feedback_counts_as_seen_and_liked_from_the_next_call() -> None:
+    recommender = hand_built()
+    assert "i0" in set(recommender.recommend("u0", n=5)["item_id"])
+    recommender.add_feedback(
+        pd.DataFrame(
+            {
+                "user_id": ["u0", "u0", "stranger"],
+                "item_id": ["i0", "i1", "i0"],
+                "rating": [4.5, 2.0, 5.0],
+            }
+        )
+    )
+    assert "i0" not in set(recommender.recommend("u0", n=5)["item_id"])
+    assert list(recommender.explain("u0", "i2", n=5)["item_id"]) == ["i3", "i0"]  # i1 unliked
 
 
 def test_items_are_found_by_id_or_title_and_ambiguity_lists_the_candidates() -> None:

@@ -11,8 +11,8 @@ from recsys.cli import app
 from recsys.collab import load_recommender
 from recsys.data.catalog import read_item_catalog
 from recsys.db.engine import make_engine
-from recsys.interpret.embeddings import bias_ranking, item_pca, similar_items
-from recsys.registry import active_version
+from recsys.interpret.embeddings import bias_ranking, item_pca, with_catalog
+from recsys.jobs.model_versions import active_version
 
 STAR_WARS, EMPIRE, JEDI = "50", "172", "181"
 
@@ -32,7 +32,7 @@ def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: P
     assert highest["mean_rating"].mean() > 4.0
     assert lowest["mean_rating"].mean() < 2.5
 
-    neighbours = similar_items(recommender, STAR_WARS, n=5, catalog=catalog, min_ratings=20)
+    neighbours = with_catalog(recommender.similar_items(STAR_WARS, n=5, min_ratings=20), catalog)
     assert {EMPIRE, JEDI} <= set(neighbours["item_id"])
 
     item_map = item_pca(recommender, catalog)

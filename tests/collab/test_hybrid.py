@@ -8,33 +8,11 @@ import pytest
 import torch
 
 from recsys import CollabData
-from recsys.collab import load_recommender
+from recsys.collab import Recommender, load_recommender
+from recsys.collab.hybrid import HybridLearner, hybrid_learner
 from recsys.data.metadata import MetadataEncoder
 from recsys.data.ratings import UnknownIdError
-from recsys.hybrid import HybridLearner, hybrid_learner
-from recsys.recommend import HybridRecommender
-from tests.factories import two_taste_groups
-
-
-def metadata() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Even users (who love i0-i9) are women in their twenties, odd users men over 50;
-    i0-i9 are comedies from the 1990s, i10-i19 horror films from the 1980s."""
-    users = pd.DataFrame(
-        {
-            "user_id": [f"u{u}" for u in range(60)],
-            "age": [24 if u % 2 == 0 else 61 for u in range(60)],
-            "gender": ["F" if u % 2 == 0 else "M" for u in range(60)],
-            "occupation": ["student" if u % 2 == 0 else "retired" for u in range(60)],
-        }
-    )
-    items = pd.DataFrame(
-        {
-            "item_id": [f"i{i}" for i in range(20)],
-            "genres": [["Comedy"] if i < 10 else ["Horror"] for i in range(20)],
-            "release_date": ["1995-06-01" if i < 10 else "1984-10-01" for i in range(20)],
-        }
-    )
-    return users, items
+from tests.factories import taste_metadata, two_taste_groups
 
 
 @pytest.fixture(scope="module", params=[0, 8], ids=["deep", "deep+dot"])
@@ -42,7 +20,7 @@ def learner(request: pytest.FixtureRequest) -> HybridLearner:
     ratings, _ = two_taste_groups(n_users=40)
     torch.manual_seed(0)
     data = CollabData.from_df(ratings, valid_pct=0.1, seed=0, batch_size=64)
-    users, items = metadata()
+    users, items = taste_metadata()
     learn = hybrid_learner(
         data, users, items, id_dropout=0.3, n_factors=request.param, progress=False, device="cpu"
     )
@@ -52,12 +30,12 @@ def learner(request: pytest.FixtureRequest) -> HybridLearner:
 
 
 @pytest.fixture(scope="module")
-def trained(learner: HybridLearner) -> HybridRecommender:
+def trained(learner: HybridLearner) -> Recommender:
     return learner.recommender()
 
 
 def test_the_encoder_maps_unseen_and_missing_values_to_unknown() -> None:
-    users, items = metadata()
+    users, items = taste_metadata()
     encoder = MetadataEncoder.fit(users, items)
     again = MetadataEncoder.from_state(encoder.state())
     new = pd.DataFrame({"age": [30, None], "gender": ["F", "nonbinary"], "occupation": [None, ""]})
@@ -72,18 +50,20 @@ def test_the_encoder_maps_unseen_and_missing_values_to_unknown() -> None:
     assert decades.tolist() == [2, 0]  # 1980s -> 1, 1990s -> 2
 
 
-def test_a_new_user_is_recommended_by_their_metadata(trained: HybridRecommender) -> None:
+def test_a_new_user_is_recommended_by_their_metadata(trained: Recommender) -> None:
     assert "u100" not in trained.user_map
-    like_even = trained.recommend_new_user({"age": 22, "gender": "F", "occupation": "student"}, 10)
-    like_odd = trained.recommend_new_user({"age": 70, "gender": "M", "occupation": "retired"}, 10)
+    profile = {"age": 22, "gender": "F", "occupation": "student"}
+    like_even = trained.recommend_for_profile(profile, 10)
+    like_odd = trained.recommend_for_profile({"age": 70, "gender": "M", "occupation": "retired"})
     comedies = {f"i{i}" for i in range(10)}
-    assert set(like_even["item_id"]) == comedies
-    assert not set(like_odd["item_id"]) & comedies
-    excluded = trained.recommend_new_user({"gender": "F"}, 3, exclude=["i0", "i1"])
-    assert not {"i0", "i1"} & set(excluded["item_id"])
+    assert set(like_even.item_ids) == comedies
+    assert not set(like_odd.item_ids) & comedies
+    excluded = trained.recommend_for_profile({"gender": "F"}, 3, exclude=["i0", "i1"])
+    assert len(excluded.item_ids) == 3
+    assert not {"i0", "i1"} & set(excluded.item_ids)
 
 
-def test_unseen_users_and_items_are_predicted_from_metadata(trained: HybridRecommender) -> None:
+def test_unseen_users_and_items_are_predicted_from_metadata(trained: Recommender) -> None:
     pairs = pd.DataFrame(
         {"user_id": ["new-f", "new-m", "new-f", "u0"], "item_id": ["i3", "i3", "new-horror", "i3"]}
     )
@@ -98,30 +78,33 @@ def test_unseen_users_and_items_are_predicted_from_metadata(trained: HybridRecom
     items = pd.DataFrame(
         {"item_id": ["new-horror"], "genres": [["Horror"]], "release_date": ["1986-01-01"]}
     )
-    predicted = trained.predict_with_metadata(pairs, users=users, items=items)
+    predicted = trained.predict(pairs, users=users, items=items)
     assert predicted[0] > 4.0  # a young woman and a comedy
     assert predicted[1] < 2.0  # an older man and a comedy
     assert predicted[2] < 2.5  # a young woman and a new horror film
     # A known pair is scored exactly as the id-based predict does.
     assert predicted[3] == pytest.approx(trained.predict(pairs.iloc[[3]])[0], abs=1e-5)
     with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
-        trained.predict_with_metadata(pd.DataFrame({"user_id": ["nobody"], "item_id": ["i1"]}))
+        trained.predict(pd.DataFrame({"user_id": ["nobody"], "item_id": ["i1"]}))
 
 
 def test_save_and_load_keep_the_metadata(learner: HybridLearner, tmp_path) -> None:
     path = learner.save(tmp_path / "hybrid.pt")
     loaded = load_recommender(path)
-    assert isinstance(loaded, HybridRecommender)
+    assert loaded.reads_metadata
     profile = {"age": 22, "gender": "F", "occupation": "student"}
-    assert torch.allclose(
-        loaded.score_new_user(profile), learner.recommender().score_new_user(profile)
+    ours, theirs = (
+        loaded.recommend_for_profile(profile),
+        learner.recommender().recommend_for_profile(profile),
     )
+    assert list(ours.item_ids) == list(theirs.item_ids)
+    assert np.allclose(ours.scores, theirs.scores, atol=1e-6)
     pairs = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["i1", "i19"]})
     assert np.allclose(loaded.predict(pairs), learner.recommender().predict(pairs), atol=1e-6)
 
 
 def test_hybrid_is_a_rating_model_only() -> None:
-    from recsys.training import TrainConfig
+    from recsys.jobs.training_job import TrainConfig
 
     with pytest.raises(ValueError, match="hybrid is a rating model"):
         TrainConfig(objective="ranking", model="hybrid")

@@ -14,8 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from recsys.collab.interactions import Interactions
+from recsys.collab.recommender import Recommender, load_recommender
 from recsys.db.tables import model_versions
 
 
@@ -141,8 +144,6 @@ class ActivationError(ValueError):
 
 def check_artifact(version: ModelVersion) -> None:
     """Refuse a version whose weights file is missing or does not load."""
-    from recsys.collab import load_recommender  # the registry itself needs no torch
-
     if version.status != "ready" or version.artifact_path is None:
         raise ActivationError(f"model version {version.id} is {version.status}, not ready")
     try:
@@ -199,3 +200,16 @@ def fail_stale(engine: Engine) -> int:
             .values(status="failed", error="the training run stopped before it finished")
             .execution_options(preserve_rowcount=True)
         ).rowcount
+
+
+def load_version(
+    engine: Engine, version: ModelVersion, device: str | torch.device = "cpu"
+) -> Recommender:
+    """The version as a Recommender for serving: its seen items are every rating the
+    database holds for its users, not only the ones it was trained on."""
+    if version.artifact_path is None:
+        raise ActivationError(f"model version {version.id} is {version.status}, not ready")
+    recommender = load_recommender(version.artifact_path, device)
+    return recommender.with_seen(
+        Interactions.from_database(engine, recommender.user_map, recommender.item_map)
+    )

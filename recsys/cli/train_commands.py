@@ -7,7 +7,7 @@ from typing import Any
 import torch.distributed
 import typer
 
-from recsys.cli.common import (
+from recsys.cli.console import (
     ModelOption,
     ObjectiveOption,
     database,
@@ -15,14 +15,9 @@ from recsys.cli.common import (
     out,
     require_schema,
 )
+from recsys.jobs.training_job import TrainConfig, train_and_register, train_from_database
 from recsys.settings import Settings, get_settings
 from recsys.train import distributed
-from recsys.training import (
-    TrainConfig,
-    train_and_register,
-    train_from_database,
-    validation_metrics,
-)
 
 
 def _train_config(settings: Settings, split: str | None, **options: Any) -> TrainConfig:
@@ -82,8 +77,8 @@ def train(
         torch.distributed.destroy_process_group()
         if not result.learn.context.is_main:
             return
-    metrics = validation_metrics(result.learn)
-    shown = ("rmse", "mae") if config.objective == "rating" else ("ndcg", "recall", "coverage")
+    metrics = result.learn.served_metrics()
+    shown = result.learn.summary_metrics
     state = "is now active" if result.promoted else "was not promoted"
     out.print(
         f"{config.objective} model version {result.version_id} {state}: {result.reason} "
@@ -100,7 +95,7 @@ def evaluate(
     seed: int = typer.Option(42, help="Seed of the initial weights."),
 ) -> None:
     """Train on a per-user temporal split; report RMSE/MAE and top-k metrics beside popularity."""
-    from recsys.evaluate import evaluate as evaluate_learner
+    from recsys.collab.evaluate import evaluate as evaluate_learner
 
     settings = get_settings()
     config = _train_config(

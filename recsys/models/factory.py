@@ -10,7 +10,7 @@ from torch import nn
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
-from recsys.models.hybrid import HybridNN, HybridNNConfig
+from recsys.models.hybrid_net import HybridNN, HybridNNConfig
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig

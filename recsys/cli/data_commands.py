@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine, func, select
 
-from recsys.cli.common import (
+from recsys.cli.console import (
     database,
     fail,
     load_model,
@@ -17,16 +17,16 @@ from recsys.cli.common import (
     progress_bar,
     require_schema,
 )
-from recsys.cli.serving import serve
+from recsys.cli.serve_command import serve
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
 from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.migrate import current_revision, upgrade
 from recsys.db.sources import IngestError, open_table
 from recsys.db.tables import items, ratings, users
-from recsys.registry import active_version
+from recsys.jobs.model_versions import active_version
+from recsys.jobs.training_job import TrainConfig, train_and_register
 from recsys.settings import get_settings
-from recsys.training import TrainConfig, train_and_register
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 load_app = typer.Typer(help="Load a bundled data set.", no_args_is_help=True)
@@ -197,7 +197,8 @@ def quickstart(
                 f"model version {result.version_id} is active",
                 highlight=False,
             )
-        recommender = load_model(engine, active_version(engine, "ranking").id)
+        # Loaded as the service loads it: every rating in the database counts as seen.
+        recommender = load_model(engine, objective="ranking")
         user_id = recommender.user_map.ids[0]
         top = recommender.recommend(user_id, n=5)
         with engine.connect() as connection:

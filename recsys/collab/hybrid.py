@@ -3,23 +3,22 @@
 ``hybrid_learner(data, users, items)`` trains :class:`HybridNN` on the ratings of
 ``data`` like the other collab models; ``users`` and ``items`` hold the metadata
 (``user_id``, age, gender, occupation; ``item_id``, genres, release_date). Its
-:class:`HybridRecommender` also answers for ids unseen in training when their
-metadata is given.
+Recommender carries the metadata encoder, so it also answers for ids unseen in
+training when their metadata is given (``recommend_for_profile``, ``predict``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from recsys.collab import CollabData, CollabLearner, load_recommender
-from recsys.data.metadata import MetadataEncoder
-from recsys.models.hybrid import HybridNN, HybridNNConfig
-from recsys.recommend import HybridRecommender, aligned
+from recsys.collab.collab_learner import CollabLearner
+from recsys.collab.dataset import CollabData
+from recsys.data.metadata import MetadataEncoder, aligned
+from recsys.models.hybrid_net import HybridNN, HybridNNConfig
 from recsys.train.learner import FitDefaults
 
 # EmbeddingNN's tuned schedule. Id dropout 0.05-0.25, weight decay 0.05-1.0, lr 1e-2 and
@@ -39,15 +38,6 @@ class HybridLearner(CollabLearner):
     def __init__(self, data: CollabData, model: HybridNN, encoder: MetadataEncoder, **kw: Any):
         super().__init__(data, model, **kw)
         self.encoder = encoder
-
-    def recommender(self) -> HybridRecommender:
-        return HybridRecommender(
-            self.scoring_model,  # type: ignore[arg-type]
-            self.data.user_map,
-            self.data.item_map,
-            self.data.seen,
-            self.encoder,
-        )
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "metadata_encoder": self.encoder.state()}
@@ -95,11 +85,3 @@ def hybrid_learner(
     kwargs.setdefault("fit_defaults", defaults)
     kwargs.setdefault("wd", defaults.wd)
     return HybridLearner(data, model, encoder, **kwargs)
-
-
-def load_hybrid(path: Path | str, device: str | torch.device = "cpu") -> HybridRecommender:
-    """A :class:`HybridRecommender` from a file written by ``HybridLearner.save``."""
-    recommender = load_recommender(path, device)
-    if not isinstance(recommender, HybridRecommender):
-        raise ValueError(f"{path} holds a {type(recommender.model).__name__}, not a hybrid model")
-    return recommender

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import typer
 
-from recsys.cli.common import fail, out, print_frame
+from recsys.cli.console import fail, out, print_frame
 from recsys.settings import get_settings
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ interaction "the user chose this item", weighted by how much they liked it) and
 train the same embedding models on the shared ``Learner`` with sampled
 negatives: a sampled softmax with popularity-corrected sampling by default, or
 BPR. After each epoch they compute top-k metrics (NDCG@k and the rest, see
-``recsys.evaluate``) on the validation users, and keep the weights of the epoch
+``recsys.collab.evaluate``) on the validation users, and keep the weights of the epoch
 with the best NDCG. Validation should be a per-user temporal split (each user's
 latest ratings), which is what ``TrainConfig`` uses for ranking.
 
@@ -24,10 +24,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from recsys.collab import LARGE_DATA_ROWS, CollabData, CollabLearner, default_sparse
+from recsys.collab.collab_learner import CollabLearner, default_sparse
+from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData
+from recsys.collab.evaluate import compare_rankings, model_scorer, ranking_metrics
+from recsys.collab.recommender import Recommender
 from recsys.data.loaders import DataLoaders, TensorBatches
+from recsys.data.ratings import LIKED_AT
 from recsys.data.sampling import NegativeSampledBatches
-from recsys.evaluate import model_scorer, ranking_metrics
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig, fit_ease
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
@@ -59,7 +62,7 @@ class RankingMetrics(Callback):
 
     order = 40
 
-    def __init__(self, k: int = 10, relevant_at: float = 4.0) -> None:
+    def __init__(self, k: int = 10, relevant_at: float = LIKED_AT) -> None:
         self.k = k
         self.relevant_at = relevant_at
 
@@ -68,11 +71,32 @@ class RankingMetrics(Callback):
 
 
 class RankingLearner(CollabLearner):
-    """A collaborative learner whose model scores items for ranking (no rating scale)."""
+    """A collaborative learner whose model scores items for ranking (no rating scale).
+
+    The weights kept are those of the best-NDCG epoch (``SaveBest``), so those are
+    the metrics it reports.
+    """
 
     objective = "ranking"
+    selection_metric = "ndcg"
+    selection_label = "NDCG@10"
+    compared_unit = "users"
+    higher_is_better = True
+    reported_metrics = (
+        "ndcg", "precision", "recall", "map", "hit_rate", "coverage", "valid_loss", "train_loss"
+    )  # fmt: skip
+    summary_metrics = ("ndcg", "recall", "coverage")
 
-    def ranking_metrics(self, k: int = 10, relevant_at: float = 4.0) -> dict[str, float]:
+    def served_metrics(self) -> dict[str, float]:
+        best = max(self.recorder.rows, key=lambda row: row["ndcg"])
+        return {name: best[name] for name in self.reported_metrics if name in best} | {
+            "epoch": best["epoch"]
+        }
+
+    def compare_with(self, active: Recommender) -> tuple[float, float, int]:
+        return compare_rankings(self, active)
+
+    def ranking_metrics(self, k: int = 10, relevant_at: float = LIKED_AT) -> dict[str, float]:
         """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
         x, y = (t.cpu() for t in self.data.dls.valid.tensors)
         metrics = ranking_metrics(
@@ -90,19 +114,27 @@ class RankingLearner(CollabLearner):
 
 
 class EASELearner(RankingLearner):
-    """EASE behind the learner interface: ``fit`` (and ``fit_one_cycle``) solve it exactly."""
+    """EASE behind the learner interface. It is solved in closed form, so there is
+    nothing to schedule: ``fit()`` / ``fit_one_cycle()`` solve it, and asking for
+    epochs, a learning rate, weight decay, callbacks or ``lr_find`` is an error
+    rather than silently ignored (its one hyper-parameter is ``l2``)."""
 
     def __init__(self, data: CollabData, l2: float = EASE_L2, k: int = 10, **kwargs: Any) -> None:
         placeholder = EASE(EASEConfig(data.n_users, data.n_items, 0, l2))
-        kwargs.setdefault("fit_defaults", FitDefaults(n_epoch=1))
         super().__init__(data, placeholder, metrics=(), **kwargs)
         self.l2 = l2
         self.k = k
 
-    def fit(
-        self, n_epoch: int = 1, lr: float = 0.0, wd: float | None = None, cbs: Any = ()
+    def fit(  # type: ignore[override]
+        self,
+        n_epoch: int | None = None,
+        lr: float | None = None,
+        wd: float | None = None,
+        cbs: Sequence[Callback] = (),
     ) -> None:
-        """Solve for the item-item weights; epochs, learning rate and callbacks do not apply."""
+        """Solve for the item-item weights."""
+        given = {"epochs": n_epoch, "lr": lr, "wd": wd, "callbacks": cbs or None}
+        _refuse_schedule({name: value for name, value in given.items() if value is not None})
         started = time.perf_counter()
         x, _ = self.data.dls.train.tensors
         x = x.cpu().numpy()
@@ -112,6 +144,29 @@ class EASELearner(RankingLearner):
         self.recorder.rows = [
             {"epoch": 0.0, **self.valid_results, "time": time.perf_counter() - started}
         ]
+
+    def fit_one_cycle(  # type: ignore[override]
+        self,
+        n_epoch: int | None = None,
+        lr_max: float | None = None,
+        wd: float | None = None,
+        **schedule: Any,
+    ) -> None:
+        """The same solve as :meth:`fit`; there is no cycle to run."""
+        given = {"epochs": n_epoch, "lr": lr_max, "wd": wd, **schedule}
+        _refuse_schedule({name: value for name, value in given.items() if value is not None})
+        self.fit()
+
+    def lr_find(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("EASE is solved in closed form: it has no learning rate to find")
+
+
+def _refuse_schedule(given: dict[str, Any]) -> None:
+    if given:
+        raise ValueError(
+            f"EASE is solved in closed form; {', '.join(given)} do not apply "
+            "(its one hyper-parameter is l2)"
+        )
 
 
 def ranking_learner(

@@ -10,12 +10,20 @@ items. Held-out items never seen in training are not in the validation set (see
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
-from recsys.collab import CollabData, CollabLearner
-from recsys.recommend import SeenItems
+from recsys.collab.dataset import CollabData
+from recsys.collab.interactions import Interactions
+from recsys.collab.recommender import Recommender
+from recsys.collab.top_k import top_k
+from recsys.data.ratings import LIKED_AT
+
+if TYPE_CHECKING:  # the learners import this module
+    from recsys.collab.collab_learner import CollabLearner
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # user indices (B,) -> scores (B, n_items)
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
@@ -36,13 +44,13 @@ def model_scorer(learn: CollabLearner) -> Scorer:
 
 def ranking_metrics(
     scorer: Scorer,
-    seen: SeenItems,
+    seen: Interactions,
     valid_users: np.ndarray,
     valid_items: np.ndarray,
     valid_ratings: np.ndarray,
     n_items: int,
     k: int = 10,
-    relevant_at: float = 4.0,
+    relevant_at: float = LIKED_AT,
     batch_users: int = 512,
 ) -> dict[str, float]:
     """precision@k, recall@k, NDCG@k, MAP@k, hit rate and catalog coverage, averaged over users."""
@@ -56,9 +64,8 @@ def ranking_metrics(
     for start in range(0, len(users), batch_users):
         batch = users[start : start + batch_users]
         scores = scorer(torch.from_numpy(batch))
-        for row, user in enumerate(batch):
-            scores[row, torch.from_numpy(seen.of(int(user)))] = -torch.inf
-        top = torch.topk(scores, min(k, n_items), dim=1).indices.numpy()
+        _, top_indices = top_k(scores, k, [seen.seen(int(user)) for user in batch])
+        top = top_indices.cpu().numpy()
         is_relevant = np.zeros((len(batch), n_items), dtype=bool)
         lo, hi = (
             np.searchsorted(rel_users, batch, "left"),
@@ -85,7 +92,7 @@ def ranking_metrics(
 
 
 def evaluate(
-    learn: CollabLearner, k: int = 10, relevant_at: float = 4.0
+    learn: CollabLearner, k: int = 10, relevant_at: float = LIKED_AT
 ) -> dict[str, dict[str, float]]:
     """Top-``k`` metrics of the learner (and rating errors, for a rating model), and of the
     popularity list beside it."""
@@ -93,7 +100,7 @@ def evaluate(
     x, y = (t.cpu() for t in data.dls.valid.tensors)
     users, items, ratings = x[:, 0].numpy(), x[:, 1].numpy(), y.numpy()
     rating = {}
-    if learn.objective == "rating":
+    if learn.scoring_model.rating_range is not None:  # its scores are ratings
         predictions, targets = learn.get_preds()
         rating = {
             "rmse": float(torch.sqrt(torch.mean((predictions - targets) ** 2))),
@@ -109,3 +116,51 @@ def evaluate(
         )
         results[name] = {**extra, **metrics}
     return results
+
+
+def compare_ratings(learn: CollabLearner, active: Recommender) -> tuple[float, float, int]:
+    """RMSE of the learner and of ``active`` on the learner's held-out ratings whose user
+    and item ``active`` knows (lower is better), and how many ratings that is."""
+    x, _y = (t.cpu() for t in learn.data.dls.valid.tensors)
+    users = learn.data.user_map.ids[x[:, 0].numpy()]
+    items = learn.data.item_map.ids[x[:, 1].numpy()]
+    known = pd.Series(users).isin(active.user_map.ids).to_numpy() & (
+        pd.Series(items).isin(active.item_map.ids).to_numpy()
+    )
+    if not known.any():
+        return float("nan"), float("nan"), 0
+    new_predictions, targets = (t.cpu().numpy() for t in learn.get_preds())
+    old_predictions = active.predict(
+        pd.DataFrame({"user_id": users[known], "item_id": items[known]})
+    )
+
+    def rmse(predictions: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((predictions - targets[known]) ** 2)))
+
+    return rmse(new_predictions[known]), rmse(old_predictions), int(known.sum())
+
+
+def compare_rankings(learn: CollabLearner, active: Recommender) -> tuple[float, float, int]:
+    """NDCG@10 of the learner and of ``active`` on the held-out users both know (higher is
+    better; ``active`` cannot recommend items it never saw), and how many users."""
+    data = learn.data
+    user_lookup = np.array([active.user_map.position(u) for u in data.user_map.ids])
+    item_lookup = torch.from_numpy(
+        np.array([active.item_map.position(i) for i in data.item_map.ids], dtype=np.int64)
+    )
+    known_items = item_lookup >= 0
+    x, y = (t.cpu() for t in data.dls.valid.tensors)
+    keep = user_lookup[x[:, 0].numpy()] >= 0
+    valid = (x[keep, 0].numpy(), x[keep, 1].numpy(), y[keep].numpy())
+
+    def old_scores(users: torch.Tensor) -> torch.Tensor:
+        theirs = active.model.score_all_items(torch.from_numpy(user_lookup[users.numpy()]))
+        scores = torch.full((len(users), data.n_items), -torch.inf)
+        scores[:, known_items] = theirs.float()[:, item_lookup[known_items]]
+        return scores
+
+    new, old = (
+        ranking_metrics(scorer, data.seen, *valid, data.n_items)
+        for scorer in (model_scorer(learn), old_scores)
+    )
+    return new["ndcg"], old["ndcg"], int(new["users"])

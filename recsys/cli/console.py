@@ -14,16 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsys.collab import load_recommender
+from recsys.collab.recommender import Recommender
 from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import make_engine
 from recsys.db.migrate import current_revision, head_revision
-from recsys.interpret.embeddings import (
-    AmbiguousItemError,
-    resolve_item,
-)
-from recsys.recommend import Recommender
-from recsys.registry import active_version, get_version
+from recsys.interpret.embeddings import AmbiguousItemError, resolve_item
+from recsys.jobs.model_versions import active_version, get_version, load_version
 from recsys.settings import get_settings
 
 out = Console(soft_wrap=True)
@@ -85,17 +81,23 @@ ObjectiveOption = Annotated[
 ]
 
 
-def load_model(engine: Engine, version_id: int | None = None) -> Recommender:
-    """The active model version (or ``version_id``) as a Recommender."""
-    version = active_version(engine) if version_id is None else get_version(engine, version_id)
+def load_model(
+    engine: Engine, version_id: int | None = None, objective: str = "rating"
+) -> Recommender:
+    """The active version of ``objective`` (or ``version_id``) as the service loads it: its
+    seen items are every rating in the database."""
+    if version_id is None:
+        version = active_version(engine, objective)
+    else:
+        version = get_version(engine, version_id)
     if version is None or version.artifact_path is None:
         which = (
-            "no model version is active"
+            f"no {objective} model version is active"
             if version_id is None
-            else (f"no ready model version {version_id}")
+            else f"no ready model version {version_id}"
         )
         raise fail(f"{which}: run `recsys train` first")
-    return load_recommender(version.artifact_path)
+    return load_version(engine, version)
 
 
 VersionOption = Annotated[

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from recsys.collab import CollabData
-from recsys.ranking import RankingLearner, ranking_learner
+from recsys.collab.ranking import RankingLearner, ranking_learner
+from recsys.models.scorer import CollabScorer
 from recsys.train.losses import SampledSoftmaxScores, weighted_softmax_loss
 from tests.factories import two_taste_groups
 
@@ -80,18 +81,26 @@ def test_training_is_deterministic_for_a_seed() -> None:
     assert torch.equal(scores(), scores())
 
 
-class Table(torch.nn.Module):
+class Table(CollabScorer):
     """A scorer whose scores are a fixed table, to read the sampled logits against."""
 
     def __init__(self, scores: torch.Tensor) -> None:
         super().__init__()
         self.scores = scores
+        self.n_users, self.n_items = scores.shape
+        self.rating_range = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scores[x[:, 0], x[:, 1]]
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.scores[users, items]
+
+    def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
+        return self.scores[users]
 
     def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.scores[users][:, items]
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.scores.T
 
 
 def test_sampled_softmax_corrects_for_popularity_and_masks_the_chosen_item() -> None:

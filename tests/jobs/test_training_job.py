@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from recsys.artifacts import read_payload
 from recsys.collab import load_recommender
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
-from recsys.registry import (
+from recsys.jobs.model_versions import (
     ActivationError,
     activate,
     active_version,
@@ -19,8 +20,7 @@ from recsys.registry import (
     rollback,
     start_version,
 )
-from recsys.train.learner import load_payload
-from recsys.training import TrainConfig, train_and_register
+from recsys.jobs.training_job import TrainConfig, train_and_register
 from tests.factories import two_taste_groups
 
 SMALL = TrainConfig(epochs=2, batch_size=64, n_factors=4, device="cpu")
@@ -46,7 +46,7 @@ def test_a_run_is_registered_ready_with_metrics_and_becomes_active(
     assert active.metrics["n_ratings"] == len(train)
     assert active.metrics["max_timestamp"] == train["timestamp"].max()
     assert load_recommender(active.artifact_path).recommend("u1", n=1).shape == (1, 2)
-    saved = load_payload(active.artifact_path)["metadata"]
+    saved = read_payload(active.artifact_path)["metadata"]
     assert saved["data"] == {"n_ratings": len(train), "max_timestamp": 1019}
     assert set(saved["libraries"]) == {"recsys", "torch", "numpy", "pandas", "python"}
     assert saved["config"]["epochs"] == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from recsys.cli.common import fail, out, print_frame
+from recsys.cli.console import fail, out, print_frame
 from recsys.settings import get_settings
 from recsys.tabular.processing import SchemaError
 

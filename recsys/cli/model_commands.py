@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from recsys.cli.common import ObjectiveOption, database, fail, out, require_schema
-from recsys.registry import ActivationError, ModelVersion, activate, list_versions, rollback
+from recsys.cli.console import ObjectiveOption, database, fail, out, require_schema
+from recsys.jobs.model_versions import (
+    ActivationError,
+    ModelVersion,
+    activate,
+    list_versions,
+    rollback,
+)
 
 models_app = typer.Typer(help="Model versions: list, activate, roll back.", no_args_is_help=True)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from recsys.models.layers import embedding_size, sigmoid_range
+from recsys.models.scorer import CollabScorer
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,14 @@ class HybridNNConfig:
     y_range: tuple[float, float] | None = (0.0, 5.5)
 
 
-class HybridNN(nn.Module):
-    """Reads the batch of the other collab models (``x[:, 0]`` users, ``x[:, 1]`` items);
-    metadata per user and item index lives in buffers saved with the weights."""
+class HybridNN(CollabScorer):
+    """Metadata per user and item index lives in buffers saved with the weights."""
 
     def __init__(self, config: HybridNNConfig) -> None:
         super().__init__()
         self.config = config
+        self.n_users, self.n_items = config.n_users, config.n_items
+        self.rating_range = config.y_range
         self.user_id = nn.Embedding(config.n_users + 1, embedding_size(config.n_users))
         self.item_id = nn.Embedding(config.n_items + 1, embedding_size(config.n_items))
         self.user_fields = nn.ModuleList(
@@ -120,8 +122,8 @@ class HybridNN(nn.Module):
             out = out + factors + wide_users[:, -1] + wide_items[:, -1]
         return out if self.config.y_range is None else sigmoid_range(out, *self.config.y_range)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        users, items = x[:, 0], x[:, 1]
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """In training, ids are replaced by the unknown id with probability ``id_dropout``."""
         user_side = self.user_vectors(
             self._drop_ids(users, self.config.n_users), self.user_metadata[users]
         )
@@ -145,17 +147,26 @@ class HybridNN(nn.Module):
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for each of ``users`` (model indices): (len(users), n_items)."""
         return self.score_user_vectors(self.user_vectors(users, self.user_metadata[users]))
 
-    @torch.no_grad()
-    def score_new_user(self, metadata: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for a user unseen in training, from metadata (fields,) alone."""
-        unknown = torch.tensor([self.config.n_users], device=metadata.device)
-        return self.score_user_vectors(self.user_vectors(unknown, metadata[None]))[0]
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        user_side = self.user_vectors(users, self.user_metadata[users])
+        item_side = self._item_rows(items, items)
+        pairs = self._head(
+            user_side.repeat_interleave(len(items), dim=0), item_side.repeat(len(users), 1)
+        )
+        return pairs.view(len(users), len(items))
 
     @torch.no_grad()
-    def score_pairs(
+    def score_new_users(self, user_metadata: torch.Tensor) -> torch.Tensor:
+        """Users unseen in training: the unknown id row with their own metadata."""
+        unknown = torch.full(
+            (len(user_metadata),), self.config.n_users, device=user_metadata.device
+        )
+        return self.score_user_vectors(self.user_vectors(unknown, user_metadata))
+
+    @torch.no_grad()
+    def score_with_metadata(
         self,
         user_ids: torch.Tensor,
         user_metadata: torch.Tensor,
@@ -163,16 +174,27 @@ class HybridNN(nn.Module):
         item_genres: torch.Tensor,
         item_decades: torch.Tensor,
     ) -> torch.Tensor:
-        """Ratings for pairs with explicit metadata; id n_users / n_items is "unknown"."""
+        """Known ids (below n_users / n_items) read their stored metadata; the given
+        metadata rows are used for the unknown ones."""
+        known_users = (user_ids < self.config.n_users)[:, None]
+        user_metadata = torch.where(known_users, self.user_metadata[user_ids], user_metadata)
+        known_items = item_ids < self.config.n_items
+        item_genres = torch.where(known_items[:, None], self.item_genres[item_ids], item_genres)
+        item_decades = torch.where(known_items, self.item_decades[item_ids], item_decades)
         return self._head(
             self.user_vectors(user_ids, user_metadata),
             self.item_vectors(item_ids, item_genres, item_decades),
         )
 
     def item_embeddings(self) -> torch.Tensor:
-        """Each training item's side (id, genres, decade), for similarity and interpretation."""
+        """Each training item's side (id, genres, decade)."""
         items = torch.arange(self.config.n_items, device=self.item_genres.device)
         return self._item_rows(items, items).detach()
+
+    def user_embeddings(self) -> torch.Tensor:
+        """Each training user's side (id and metadata)."""
+        users = torch.arange(self.config.n_users, device=self.user_metadata.device)
+        return self.user_vectors(users, self.user_metadata[users]).detach()
 
 
 class WideFactors(nn.Module):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from recsys.cli.common import (
+from recsys.cli.console import (
     VersionOption,
     database,
     fail,
@@ -18,14 +18,9 @@ from recsys.cli.common import (
 )
 from recsys.data.catalog import read_item_catalog, read_user_ratings, read_user_stats
 from recsys.data.ratings import UnknownIdError
-from recsys.interpret.embeddings import (
-    NoBiasesError,
-    bias_ranking,
-    item_pca,
-    similar_items,
-)
-from recsys.interpret.embeddings import explain as explain_item
+from recsys.interpret.embeddings import bias_ranking, item_pca, with_catalog
 from recsys.interpret.plots import plot_biases, plot_item_map
+from recsys.models.scorer import CapabilityError
 
 interpret_app = typer.Typer(help="What a trained model learned.", no_args_is_help=True)
 
@@ -46,7 +41,7 @@ def interpret_biases(
         user_stats = read_user_stats(engine) if users_too else None
     try:
         lowest, highest = bias_ranking(recommender, catalog, n)
-    except NoBiasesError as error:
+    except CapabilityError as error:
         raise fail(str(error)) from None
     for heading, frame in (("lowest item biases", lowest), ("highest item biases", highest)):
         out.print(heading, highlight=False)
@@ -112,7 +107,7 @@ def similar(
         catalog = read_item_catalog(engine)
     item_id = resolve_item_query(catalog, item)
     try:
-        neighbours = similar_items(recommender, item_id, n, catalog, min_ratings)
+        neighbours = with_catalog(recommender.similar_items(item_id, n, min_ratings), catalog)
     except UnknownIdError:
         raise fail(_not_in_model(item_id)) from None
     out.print(f"nearest to {item_id}: {_title(catalog, item_id)}", highlight=False)
@@ -134,10 +129,14 @@ def explain(
     if user_id not in recommender.user_map:
         raise fail(f"unknown user id {user_id!r}")
     try:
-        reasons = explain_item(recommender, user_ratings, item_id, n, catalog=catalog)
+        reasons = recommender.explain(user_id, item_id, n)
         score = recommender.predict(pd.DataFrame({"user_id": [user_id], "item_id": [item_id]}))[0]
     except UnknownIdError:
         raise fail(_not_in_model(item_id)) from None
+    except CapabilityError as error:
+        raise fail(str(error)) from None
+    rated = user_ratings.astype({"item_id": str})[["item_id", "rating"]]
+    reasons = with_catalog(reasons.astype({"item_id": str}).merge(rated, on="item_id"), catalog)
     out.print(
         f"{_title(catalog, item_id)} for user {user_id}: predicted {score:.2f}", highlight=False
     )

@@ -8,26 +8,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import pandas as pd
 import torch
 from sqlalchemy import Engine, func, select
 
-from recsys.collab import CollabData, CollabLearner, collab_learner, load_recommender
-from recsys.data.ratings import IdMap, read_ratings
+from recsys.collab.collab_learner import CollabLearner, collab_learner
+from recsys.collab.dataset import CollabData
+from recsys.collab.hybrid import hybrid_learner
+from recsys.collab.ranking import EASE_L2, ranking_learner
+from recsys.data.ratings import RatingsTable, read_ratings
 from recsys.db.tables import ratings
-from recsys.evaluate import model_scorer, ranking_metrics
-from recsys.hybrid import hybrid_learner
-from recsys.ranking import EASE_L2, RankingLearner, ranking_learner
-from recsys.recommend import Recommender
-from recsys.registry import (
+from recsys.jobs.model_versions import (
     OBJECTIVES,
-    active_version,
     fail_stale,
     fail_version,
     finish_version,
     start_version,
 )
+from recsys.jobs.promotion import decide
 from recsys.train import distributed
 
 
@@ -36,8 +33,9 @@ class TrainConfig:
     """Everything that decides a training run; None means the model's tuned default.
 
     ``objective`` ``rating`` fits predicted ratings (RMSE); ``ranking`` fits what
-    users choose and is validated by NDCG@10 (see recsys.ranking). ``ease`` is a
-    ranking model only; ``hybrid`` (metadata too, see recsys.hybrid) a rating model only.
+    users choose and is validated by NDCG@10 (see recsys.collab.ranking). ``ease`` is a
+    ranking model only, solved in closed form (no epochs, lr or wd); ``hybrid``
+    (metadata too, see recsys.collab.hybrid) a rating model only.
     """
 
     objective: Literal["rating", "ranking"] = "rating"
@@ -65,6 +63,13 @@ class TrainConfig:
             raise ValueError("ease ranks items and predicts no ratings: use objective ranking")
         if self.model == "hybrid" and self.objective != "rating":
             raise ValueError("hybrid is a rating model: use objective rating")
+        if self.model == "ease":
+            schedule = {"epochs": self.epochs, "lr": self.lr, "wd": self.wd}
+            given = [name for name, value in schedule.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"ease is solved in closed form: {', '.join(given)} do not apply (use l2)"
+                )
 
     @property
     def resolved_split(self) -> Literal["random", "temporal"]:
@@ -88,37 +93,45 @@ def train_from_database(
         split=config.resolved_split,
         batch_size=config.batch_size,
     )
+    learn = build_learner(data, table, config, progress)
+    learn.fit_one_cycle(config.epochs, config.lr, config.wd)
+    return learn
+
+
+def build_learner(
+    data: CollabData, table: RatingsTable, config: TrainConfig, progress: bool = True
+) -> CollabLearner:
+    """The factory from names: the learner that ``config``'s objective and model name."""
     options = {"device": config.device, "progress": progress}
     if config.objective == "ranking":
-        learn: CollabLearner = ranking_learner(
+        return ranking_learner(
             data,
-            model=config.model,
+            model=config.model,  # type: ignore[arg-type]
             n_factors=config.n_factors,
             layers=config.layers,
             l2=EASE_L2 if config.l2 is None else config.l2,
             batch_size=config.batch_size,
             **options,
         )
-    elif config.model == "hybrid":
-        learn = hybrid_learner(
+    if config.model == "hybrid":
+        assert table.user_metadata is not None
+        assert table.item_metadata is not None
+        return hybrid_learner(
             data,
-            table.user_metadata.rename(columns={"external_id": "user_id"}),  # type: ignore[union-attr]
-            table.item_metadata.rename(columns={"external_id": "item_id"}),  # type: ignore[union-attr]
+            table.user_metadata.rename(columns={"external_id": "user_id"}),
+            table.item_metadata.rename(columns={"external_id": "item_id"}),
             layers=config.layers,
             y_range=config.y_range,
             **options,
         )
-    else:
-        learn = collab_learner(
-            data,
-            n_factors=config.n_factors,
-            y_range=config.y_range,
-            use_nn=config.model == "nn",
-            layers=config.layers,
-            **options,
-        )
-    learn.fit_one_cycle(config.epochs, config.lr, config.wd)
-    return learn
+    return collab_learner(
+        data,
+        n_factors=config.n_factors,
+        y_range=config.y_range,
+        use_nn=config.model == "nn",
+        layers=config.layers,
+        **options,
+    )
 
 
 def data_snapshot(engine: Engine) -> dict[str, int]:
@@ -145,67 +158,6 @@ class TrainResult:
     learn: CollabLearner
     promoted: bool
     reason: str
-
-
-def compare_with_active(engine: Engine, learn: CollabLearner) -> tuple[float, float, int] | None:
-    """The new model's and the active one's validation score, on what both can answer.
-
-    Rating models: RMSE on the new held-out ratings whose user and item both know
-    (lower is better). Ranking models: NDCG@10 of the users both know, the active
-    model unable to recommend items it never saw (higher is better). Returns None
-    when no version of the learner's objective is active; the active model is
-    re-evaluated on today's held-out data, so the comparison is like for like.
-    The third value counts the ratings (rating) or users (ranking) compared.
-    """
-    version = active_version(engine, learn.objective)
-    if version is None:
-        return None
-    active = load_recommender(version.artifact_path)
-    if isinstance(learn, RankingLearner):
-        return _compare_ranking(learn, active)
-    x, _y = (t.cpu() for t in learn.data.dls.valid.tensors)
-    users = learn.data.user_map.ids[x[:, 0].numpy()]
-    items = learn.data.item_map.ids[x[:, 1].numpy()]
-    known = np.array(
-        [u in active.user_map and i in active.item_map for u, i in zip(users, items, strict=True)],
-        dtype=bool,
-    )
-    if not known.any():
-        return float("nan"), float("nan"), 0
-    new_predictions, targets = (t.cpu().numpy() for t in learn.get_preds())
-    pairs = pd.DataFrame({"user_id": users[known], "item_id": items[known]})
-    old_predictions = active.predict(pairs)
-
-    def rmse(predictions: np.ndarray) -> float:
-        return float(np.sqrt(np.mean((predictions - targets[known]) ** 2)))
-
-    return rmse(new_predictions[known]), rmse(old_predictions), int(known.sum())
-
-
-def _compare_ranking(learn: RankingLearner, active: Recommender) -> tuple[float, float, int]:
-    data = learn.data
-
-    def lookup(ids: np.ndarray, id_map: IdMap) -> np.ndarray:
-        return np.array([id_map.index(i) if i in id_map else -1 for i in ids], dtype=np.int64)
-
-    user_lookup = lookup(data.user_map.ids, active.user_map)
-    item_lookup = torch.from_numpy(lookup(data.item_map.ids, active.item_map))
-    known_items = item_lookup >= 0
-    x, y = (t.cpu() for t in data.dls.valid.tensors)
-    keep = user_lookup[x[:, 0].numpy()] >= 0
-    valid = (x[keep, 0].numpy(), x[keep, 1].numpy(), y[keep].numpy())
-
-    def old_scores(users: torch.Tensor) -> torch.Tensor:
-        theirs = active.model.score_all_items(torch.from_numpy(user_lookup[users.numpy()]))
-        scores = torch.full((len(users), data.n_items), -torch.inf)
-        scores[:, known_items] = theirs.float()[:, item_lookup[known_items]]
-        return scores
-
-    new, old = (
-        ranking_metrics(scorer, data.seen, *valid, data.n_items)
-        for scorer in (model_scorer(learn), old_scores)
-    )
-    return new["ndcg"], old["ndcg"], int(new["users"])
 
 
 def train_and_register(
@@ -247,52 +199,13 @@ def train_and_register(
         }
         name = f"{version_id}-{config.objective}-{config.model}.pt"
         path = learn.save(artifact_dir / "versions" / name, metadata)
-        metrics = validation_metrics(learn)
+        metrics = learn.served_metrics()
         metrics["n_train"] = learn.data.dls.train.n_rows
         metrics["n_valid"] = learn.data.dls.valid.n_rows
         metrics.update(snapshot)
-        promoted, reason = _decide(engine, learn, promote, metrics)
+        promoted, reason = decide(engine, learn, promote, metrics)
         finish_version(engine, version_id, metrics, path, activate=promoted)
     except BaseException as error:
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise
     return TrainResult(version_id, learn, promoted, reason)
-
-
-RATING_METRICS = ("rmse", "mae", "valid_loss", "train_loss")
-RANKING_METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "coverage")
-
-
-def validation_metrics(learn: CollabLearner) -> dict[str, float]:
-    """The served weights' validation results: the last epoch of a rating model, the
-    best-NDCG epoch (the one ranking learners keep) of a ranking model."""
-    rows = learn.recorder.rows
-    if learn.objective == "rating":
-        return {name: rows[-1][name] for name in RATING_METRICS}
-    best = max(rows, key=lambda row: row["ndcg"])
-    names = (*RANKING_METRICS, "valid_loss", "train_loss")
-    return {name: best[name] for name in names if name in best} | {"epoch": best["epoch"]}
-
-
-def _decide(
-    engine: Engine, learn: CollabLearner, promote: str, metrics: dict[str, float]
-) -> tuple[bool, str]:
-    if promote == "always":
-        return True, "--promote always"
-    if promote == "never":
-        return False, "--promote never"
-    comparison = compare_with_active(engine, learn)
-    if comparison is None:
-        return True, f"no {learn.objective} version was active"
-    new, old, n_compared = comparison
-    ranking = learn.objective == "ranking"
-    name, unit = ("NDCG@10", "users") if ranking else ("RMSE", "held-out ratings")
-    metrics[f"active_{'ndcg' if ranking else 'rmse'}_on_this_split"] = old
-    if n_compared == 0:
-        return True, "the active version knows none of the validation users and items"
-    better = new > old if ranking else new < old
-    verdict = "beats" if better else "does not beat"
-    return better, (
-        f"valid {name} {new:.4f} {verdict} the active version's {old:.4f} on the same "
-        f"{n_compared} {unit}"
-    )

@@ -1,0 +1,93 @@
+"""Which model version answers what, and swapping to newly activated versions.
+
+One model per objective (none before the first training run). The rating model
+answers rating predictions, similar items and the explorer; recommendations come
+from the ranking model when one is active (unless ``recommend_with`` is
+``rating``). Either stands in for the other when it is the only one.
+
+Swapping is one dictionary assignment: a request holds the ServedModel it started
+with, so requests in flight finish on the old model and new ones get the new one;
+nothing waits and nothing fails during a swap.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from api.served_model import ServedModel
+from recsys.jobs.model_versions import OBJECTIVES, active_version
+
+logger = logging.getLogger("recsys.api")
+
+
+class ServiceState:
+    """The served models, one per objective, following the registry."""
+
+    def __init__(self, recommend_with: str = "ranking") -> None:
+        self.models: dict[str, ServedModel] = {}
+        self.recommend_with = recommend_with
+        self.refused: set[int] = set()  # versions whose weights did not load
+
+    @property
+    def model(self) -> ServedModel | None:
+        """The rating model (predictions, similar items, explorer), else the ranking one."""
+        return self.models.get("rating") or self.models.get("ranking")
+
+    @property
+    def recommender(self) -> ServedModel | None:
+        """The model that answers recommendations."""
+        if self.recommend_with == "ranking" and "ranking" in self.models:
+            return self.models["ranking"]
+        return self.model
+
+    @property
+    def metadata_model(self) -> ServedModel | None:
+        """A served model that reads metadata (the recommending one first), for users it
+        never saw."""
+        for model in (self.recommender, self.models.get("rating")):
+            if model is not None and model.recommender.reads_metadata:
+                return model
+        return None
+
+    def load_active(self, engine: Engine) -> None:
+        self.models = {}
+        for objective in OBJECTIVES:
+            version = active_version(engine, objective)
+            if version is not None:
+                self.models[objective] = ServedModel.load(engine, version)
+
+    def follow_registry(self, engine: Engine) -> bool:
+        """Load each objective's active version if it is not the one served; True if swapped.
+
+        A version whose weights fail to load is logged, remembered and skipped; the
+        current model keeps serving.
+        """
+        swapped = False
+        for objective in OBJECTIVES:
+            version = active_version(engine, objective)
+            current = self.models.get(objective)
+            served = current.version.id if current is not None else None
+            if version is None or version.id == served or version.id in self.refused:
+                continue
+            try:
+                self.models[objective] = ServedModel.load(engine, version)
+            except Exception:
+                self.refused.add(version.id)
+                logger.exception(
+                    "%s model version %s could not be loaded; still serving %s",
+                    objective,
+                    version.id,
+                    served,
+                )
+                continue
+            logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
+            swapped = True
+        return swapped
+
+    def record_feedback(self, rows: pd.DataFrame) -> None:
+        """New ratings count as seen (and liked) in every served model at once."""
+        for model in list(self.models.values()):
+            model.recommender.add_feedback(rows)

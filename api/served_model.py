@@ -1,0 +1,72 @@
+"""One model version as the service holds it: the Recommender and the tables around it.
+
+Everything a request needs besides the Recommender is built once per load — the
+item catalog, titles and genres by model index, genre masks, the explorer map —
+so answering is a call into the library plus a list comprehension, with no
+database round-trip. No recommendation logic lives here: the Recommender decides
+what to recommend; this module only names and describes what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from sqlalchemy import Engine
+
+from recsys.collab.recommender import Recommender
+from recsys.data.catalog import ItemCatalog
+from recsys.interpret.embeddings import bias_ranking, item_pca
+from recsys.jobs.model_versions import ModelVersion, load_version
+from recsys.models.scorer import NoBiasesError
+
+
+@dataclass
+class ServedModel:
+    """A model version ready to answer requests."""
+
+    version: ModelVersion
+    recommender: Recommender
+    catalog: ItemCatalog  # every item in the database
+    item_titles: list[str | None]  # by model item index
+    item_genres: list[list[str]]  # by model item index
+    explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
+    explained_variance: list[float]
+    _genre_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, engine: Engine, version: ModelVersion) -> ServedModel:
+        recommender = load_version(engine, version)
+        catalog = ItemCatalog.from_database(engine)
+        model_items = catalog.aligned(recommender.item_map.ids)
+        fit_on = 20 if (model_items["n_ratings"] >= 20).sum() > 3 else 0
+        item_map = item_pca(recommender, model_items, n_components=3, min_ratings=fit_on)
+        explorer = item_map.coordinates.copy()
+        try:
+            lowest, _ = bias_ranking(recommender, n=len(model_items))
+            explorer = explorer.merge(
+                lowest[["item_id", "bias"]].astype({"item_id": str}), on="item_id", how="left"
+            )
+        except NoBiasesError:
+            explorer["bias"] = None
+        return cls(
+            version,
+            recommender,
+            catalog,
+            [t if isinstance(t, str) else None for t in model_items["title"]],
+            list(model_items["genres"]),
+            explorer,
+            [float(v) for v in item_map.explained_variance],
+        )
+
+    def genre_mask(self, genre: str | None) -> torch.Tensor | None:
+        """The model items of ``genre`` (None: no filter); UnknownGenreError for a genre
+        no item has. Built on first use, then kept."""
+        if genre is None:
+            return None
+        key = self.catalog.genre(genre).lower()
+        if key not in self._genre_masks:
+            mask = self.catalog.genre_mask(genre, self.recommender.item_map.ids)
+            self._genre_masks[key] = torch.from_numpy(mask)
+        return self._genre_masks[key]

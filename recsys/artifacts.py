@@ -1,0 +1,63 @@
+"""Saving and loading one trained model: its class, config, weights and extra state.
+
+A model file holds plain data only — the class name and config that rebuild the
+model (see ``recsys.models.factory``), the ``state_dict``, the learner's extra
+state (id maps, seen items, encoders) and free-form metadata — and is read with
+``weights_only=True``, so loading never unpickles arbitrary objects. Writes go to
+a temporary file renamed into place: a crash never leaves half a model behind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from recsys.models.factory import build_model, model_config
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model rebuilt from its file, with what was saved beside it."""
+
+    model: nn.Module
+    extra: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def save_artifact(
+    path: Path | str,
+    model: nn.Module,
+    extra: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (class, config, weights), ``extra`` and ``metadata`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": model_config(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+        "metadata": metadata or {},
+    }
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def read_payload(path: Path | str) -> dict[str, Any]:
+    """The raw contents of a model file, without unpickling arbitrary objects."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def load_artifact(path: Path | str) -> Artifact:
+    """Rebuild the model saved at ``path`` and load its weights."""
+    payload = read_payload(path)
+    model = build_model(payload["model"])
+    model.load_state_dict(payload["state_dict"])
+    return Artifact(model, payload["extra"], payload.get("metadata", {}))

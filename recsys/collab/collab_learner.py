@@ -1,0 +1,152 @@
+"""Rating learners: DotProductBias and EmbeddingNN fitted to ratings on the shared Learner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from recsys.collab.dataset import CollabData
+from recsys.collab.evaluate import compare_ratings
+from recsys.collab.recommender import Recommender, recommender_from_state
+from recsys.data.loaders import DataLoaders
+from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
+from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.train import distributed
+from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device
+from recsys.train.metrics import mae, rmse
+
+# Chosen by the grid in `benchmarks/collab.py --search` on MovieLens-100k (random
+# 80/20 split, seed 42, mean of two weight seeds); see the README for the figures.
+DOT_DEFAULTS = {"n_factors": 50, "fit": FitDefaults(n_epoch=8, lr_max=5e-3, wd=0.3)}
+NN_DEFAULTS = {"layers": (100,), "fit": FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5)}
+# Above this many embedding rows, tables get sparse gradients (SparseAdamW).
+SPARSE_ROWS = 50_000
+
+
+class CollabLearner(Learner):
+    """A Learner for collaborative models, answering in external ids.
+
+    ``objective`` names what it fits (the registry keeps one active version per
+    objective); ``selection_metric`` is the validation metric that decides between
+    models, ``higher_is_better`` its direction.
+    """
+
+    objective = "rating"
+    selection_metric = "rmse"
+    selection_label = "RMSE"
+    compared_unit = "held-out ratings"
+    higher_is_better = False
+    reported_metrics: tuple[str, ...] = ("rmse", "mae", "valid_loss", "train_loss")
+    summary_metrics: tuple[str, ...] = ("rmse", "mae")  # what a person is shown
+
+    def __init__(
+        self,
+        data: CollabData,
+        model: torch.nn.Module,
+        loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
+        metrics: Sequence[Metric] = (rmse, mae),
+        dls: DataLoaders | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(dls or data.dls, model, loss_func, metrics=metrics, **kwargs)
+        self.data = data
+
+    def recommender(self) -> Recommender:
+        """The current model as a :class:`Recommender` whose seen items are the training
+        ratings (pass ``exclude=`` for any others)."""
+        return recommender_from_state(self.scoring_model, self.extra_state(), self.data.seen)
+
+    def predict(
+        self, pairs: pd.DataFrame, user_col: str = "user_id", item_col: str = "item_id"
+    ) -> np.ndarray:
+        """Predicted ratings for a frame of (user, item) external ids."""
+        return self.recommender().predict(pairs, user_col, item_col)
+
+    def recommend(self, user_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
+        """The user's top-``n`` items (``item_id``, ``score``); see Recommender.recommend."""
+        return self.recommender().recommend(user_id, n, **options)
+
+    def similar_items(self, item_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
+        """Items nearest to ``item_id`` by cosine similarity of their embeddings."""
+        return self.recommender().similar_items(item_id, n, **options)
+
+    def served_metrics(self) -> dict[str, float]:
+        """The validation results of the weights that are saved: the last epoch's."""
+        last = self.recorder.rows[-1]
+        return {name: last[name] for name in self.reported_metrics if name in last}
+
+    def compare_with(self, active: Recommender) -> tuple[float, float, int]:
+        """This model's and ``active``'s selection metric on this learner's held-out data,
+        restricted to what both can answer, and how many ratings or users that was."""
+        return compare_ratings(self, active)
+
+    def extra_state(self) -> dict[str, Any]:
+        seen = self.data.seen
+        return {
+            "user_ids": self.data.user_map.ids.tolist(),
+            "item_ids": self.data.item_map.ids.tolist(),
+            "seen_indptr": torch.from_numpy(seen.indptr),
+            "seen_indices": torch.from_numpy(seen.indices),
+            "seen_liked": torch.from_numpy(seen.liked_flags),
+        }
+
+
+def default_sparse(data: CollabData, device: str | torch.device = "auto") -> bool:
+    """Sparse embedding gradients on the CPU when users + items exceed 50,000.
+
+    Sparse updates win on the CPU; on a GPU the fused dense AdamW measured faster
+    even at 1M x 100k (see the README's benchmark figures). Under torchrun the
+    tables stay dense: DDP averages dense gradients.
+    """
+    on_cpu = resolve_device(device).type == "cpu"
+    single = distributed.current() is None
+    return on_cpu and single and data.n_users + data.n_items > SPARSE_ROWS
+
+
+def collab_learner(
+    data: CollabData,
+    n_factors: int | None = None,
+    y_range: tuple[float, float] = (0.0, 5.5),
+    use_nn: bool = False,
+    layers: tuple[int, ...] | list[int] | None = None,
+    sparse: bool | None = None,
+    **kwargs: Any,
+) -> CollabLearner:
+    """A DotProductBias (or, with ``use_nn``, an EmbeddingNN) learner with MSE loss, RMSE/MAE.
+
+    Unset arguments take the tuned defaults, and so does ``fit_one_cycle()``.
+    ``sparse`` trains embeddings with sparse gradients; by default on the CPU when users +
+    items exceed 50,000.
+    """
+    if sparse is None:
+        sparse = default_sparse(data, kwargs.get("device", "auto"))
+    if use_nn:
+        model = EmbeddingNN(
+            EmbeddingNNConfig(
+                data.n_users,
+                data.n_items,
+                layers=tuple(layers or NN_DEFAULTS["layers"]),
+                y_range=y_range,
+                sparse=sparse,
+            )
+        )
+        defaults = NN_DEFAULTS["fit"]
+    else:
+        model = DotProductBias(
+            DotProductBiasConfig(
+                data.n_users,
+                data.n_items,
+                n_factors or DOT_DEFAULTS["n_factors"],
+                y_range,
+                sparse,
+            )
+        )
+        defaults = DOT_DEFAULTS["fit"]
+    kwargs.setdefault("fit_defaults", defaults)
+    kwargs.setdefault("wd", defaults.wd)
+    return CollabLearner(data, model, **kwargs)

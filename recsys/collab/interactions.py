@@ -1,0 +1,130 @@
+"""What each user has rated ("seen") and liked, in model indices: the one definition.
+
+A :class:`Recommender` leaves a user's seen items out of their recommendations
+and explains with their liked ones. Which ratings count depends on where the
+recommender came from:
+
+- built from a learner (a notebook): the training ratings;
+- loaded for serving (``Interactions.from_database``): every rating the database
+  holds, so an item rated after training, or held out of it, is never offered.
+
+Either way, feedback received since is added with :meth:`Interactions.add` and
+counts from the next call. The ratings themselves are kept compressed by row
+(CSR: the items of user ``u`` are ``indices[indptr[u]:indptr[u + 1]]``, with a
+liked flag beside each); additions since live in a small per-user overlay.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from recsys.data.ratings import LIKED_AT, IdMap, read_ratings
+
+
+@dataclass(eq=False)
+class Interactions:
+    """Each user's rated items (CSR) and which of them they liked, plus later feedback."""
+
+    indptr: np.ndarray  # (n_users + 1,) int64
+    indices: np.ndarray  # (n_ratings,) int64 item indices, sorted within a user
+    liked_flags: np.ndarray  # (n_ratings,) bool: rated LIKED_AT or more
+    n_items: int
+    # Feedback since: user -> {item: liked}; it overrides the CSR for that pair.
+    _added: dict[int, dict[int, bool]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def from_ratings(
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        ratings: np.ndarray | None,
+        n_users: int,
+        n_items: int,
+    ) -> Interactions:
+        """From parallel arrays of model indices (and ratings: None means none liked)."""
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        order = np.lexsort((items, users))
+        counts = np.bincount(users, minlength=n_users)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        liked = (
+            np.zeros(len(items), dtype=bool)
+            if ratings is None
+            else np.asarray(ratings)[order] >= LIKED_AT
+        )
+        return cls(indptr, items[order], liked, n_items)
+
+    @classmethod
+    def from_database(cls, engine: Engine, user_map: IdMap, item_map: IdMap) -> Interactions:
+        """Every rating in the database of a user and an item both in the maps."""
+        table = read_ratings(engine)
+        user_lookup = _lookup(table.user_map, user_map)
+        item_lookup = _lookup(table.item_map, item_map)
+        users = user_lookup[table.users.numpy()]
+        items = item_lookup[table.items.numpy()]
+        known = (users >= 0) & (items >= 0)
+        return cls.from_ratings(
+            users[known], items[known], table.ratings.numpy()[known], len(user_map), len(item_map)
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    def seen(self, user: int) -> np.ndarray:
+        """The items ``user`` has rated (model indices, unordered)."""
+        base = self.indices[self.indptr[user] : self.indptr[user + 1]]
+        added = self._added_of(user)
+        if not added:
+            return base
+        return np.union1d(base, np.fromiter(added, dtype=np.int64, count=len(added)))
+
+    def liked(self, user: int) -> np.ndarray:
+        """The items ``user`` rated LIKED_AT or more (feedback since included)."""
+        start, end = self.indptr[user], self.indptr[user + 1]
+        base = self.indices[start:end][self.liked_flags[start:end]]
+        added = self._added_of(user)
+        if not added:
+            return base
+        keep = base[[item not in added for item in base.tolist()]]
+        extra = [item for item, liked in added.items() if liked]
+        return np.concatenate([keep, np.asarray(extra, dtype=np.int64)])
+
+    def _added_of(self, user: int) -> dict[int, bool]:
+        """A copy of the user's feedback since loading (another thread may be adding)."""
+        if user not in self._added:
+            return {}
+        with self._lock:
+            return dict(self._added[user])
+
+    def item_counts(self) -> np.ndarray:
+        """How many users rated each item (n_items,), as of loading."""
+        return np.bincount(self.indices, minlength=self.n_items)
+
+    def add(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        """Feedback since loading; a later rating of the same pair replaces the earlier."""
+        with self._lock:
+            for user, item, rating in zip(
+                users.tolist(), items.tolist(), ratings.tolist(), strict=True
+            ):
+                self._added.setdefault(user, {})[item] = rating >= LIKED_AT
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The CSR arrays, for saving beside a model."""
+        return {"indptr": self.indptr, "indices": self.indices, "liked": self.liked_flags}
+
+
+def _lookup(source: IdMap, target: IdMap) -> np.ndarray:
+    """For each index of ``source``, the index of the same external id in ``target`` or -1.
+
+    Ids compare as text: the database stores every id as text, a frame may hold ints.
+    """
+    target_index = pd.Index(pd.Series(target.ids, dtype=object).astype(str))
+    return target_index.get_indexer(pd.Series(source.ids, dtype=object).astype(str)).astype(
+        np.int64
+    )

@@ -1,0 +1,339 @@
+"""Recommender: a trained collaborative model with its id maps, answering in external ids.
+
+The one object every caller uses — a notebook, the CLI, the API, evaluation and
+the cold-start path — so they all give the same answer for the same model and
+user. It scores through the :class:`~recsys.models.scorer.CollabScorer` contract
+only, and every ranked answer goes through the one :func:`~recsys.collab.top_k.top_k`.
+
+Which items count as a user's "seen" ones is decided by its
+:class:`~recsys.collab.interactions.Interactions`: the training ratings for a
+recommender built from a learner, every rating in the database for one loaded
+for serving (:func:`recsys.jobs.model_versions.load_version`); feedback added
+with :meth:`Recommender.add_feedback` counts from the next call.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys.artifacts import load_artifact
+from recsys.collab.interactions import Interactions
+from recsys.collab.top_k import finite_rows, top_k
+from recsys.data.metadata import MetadataEncoder, aligned
+from recsys.data.ratings import IdMap, UnknownIdError
+from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleError
+
+Allowed = Iterable[object] | torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class TopItems:
+    """One ranked answer, best first: external ids, scores and model indices."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+    indices: np.ndarray
+
+    def frame(self, id_col: str = "item_id") -> pd.DataFrame:
+        return pd.DataFrame({id_col: self.item_ids, "score": self.scores})
+
+
+class Recommender:
+    """Predict ratings, recommend, find similar items and users, explain; in external ids.
+
+    Args:
+        model: any collaborative model (the CollabScorer contract).
+        user_map, item_map: external id <-> model index.
+        seen: each user's rated and liked items (see the module docstring for which).
+        encoder: the metadata vocabularies of a model that reads metadata, else None.
+
+    Example::
+
+        recommender = load_recommender("model.pt")
+        recommender.recommend("196", n=10)  # DataFrame item_id, score
+        recommender.recommend_many(["196", "22"], n=10, exclude=["50"], allowed=["1", "2"])
+    """
+
+    def __init__(
+        self,
+        model: CollabScorer,
+        user_map: IdMap,
+        item_map: IdMap,
+        seen: Interactions,
+        encoder: MetadataEncoder | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.user_map = user_map
+        self.item_map = item_map
+        self.seen = seen
+        self.encoder = encoder
+        self.device = next(iter([*model.parameters(), *model.buffers()])).device
+        embeddings = model.item_embeddings().float()
+        self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def with_seen(self, seen: Interactions) -> Recommender:
+        """The same model and maps with other seen items (shares everything else)."""
+        other = copy.copy(self)
+        other.seen = seen
+        return other
+
+    @property
+    def reads_metadata(self) -> bool:
+        """Whether users and items unseen in training can be scored from their metadata."""
+        return self.encoder is not None
+
+    def unit_item_embeddings(self) -> torch.Tensor:
+        """Item embeddings scaled to length 1: dot products are cosine similarities."""
+        return self._unit_items
+
+    # -- candidates ------------------------------------------------------------------------
+    def item_mask(self, allowed: Allowed) -> torch.Tensor | None:
+        """A bool mask over model items from ids (unknown ones ignored) or a mask itself."""
+        if allowed is None or isinstance(allowed, torch.Tensor):
+            return allowed
+        mask = torch.zeros(len(self.item_map), dtype=torch.bool)
+        mask[torch.from_numpy(self._known_items(allowed))] = True
+        return mask
+
+    def _known_items(self, item_ids: Iterable[object]) -> np.ndarray:
+        """Model indices of the ids the model knows; the others are skipped."""
+        return np.array(
+            [self.item_map.index(i) for i in item_ids if i in self.item_map], dtype=np.int64
+        )
+
+    def _ranked(
+        self,
+        scores: torch.Tensor,
+        n: int,
+        exclude_rows: Sequence[np.ndarray] | None,
+        exclude: Iterable[object],
+        allowed: Allowed,
+    ) -> list[TopItems]:
+        values, indices = top_k(
+            scores, n, exclude_rows, self._known_items(exclude), self.item_mask(allowed)
+        )
+        return [
+            TopItems(self.item_map.ids[rows], values_row, rows)
+            for rows, values_row in finite_rows(values, indices)
+        ]
+
+    # -- recommendations -------------------------------------------------------------------
+    @torch.no_grad()
+    def recommend_many(
+        self,
+        user_ids: Sequence[object],
+        n: int = 10,
+        exclude_seen: bool = True,
+        exclude: Iterable[object] = (),
+        allowed: Allowed = None,
+    ) -> list[TopItems]:
+        """Each user's top-``n`` items, best first (batch-first: one scoring pass).
+
+        Args:
+            user_ids: known users; UnknownIdError names the first unknown one.
+            n: the most items per user; fewer when fewer are eligible.
+            exclude_seen: leave out each user's seen items (see the module docstring).
+            exclude: item ids no user gets (unknown ids are ignored).
+            allowed: the only candidates — item ids, or a bool mask over model items.
+        """
+        users = self.user_map.indices(user_ids)
+        scores = self.model.score_all_items(torch.from_numpy(users).to(self.device)).float()
+        seen = [self.seen.seen(int(u)) for u in users] if exclude_seen else None
+        return self._ranked(scores, n, seen, exclude, allowed)
+
+    def recommend(
+        self,
+        user_id: object,
+        n: int = 10,
+        exclude_seen: bool = True,
+        exclude: Iterable[object] = (),
+        allowed: Allowed = None,
+    ) -> pd.DataFrame:
+        """One user's top-``n`` as a frame (``item_id``, ``score``); see :meth:`recommend_many`."""
+        return self.recommend_many([user_id], n, exclude_seen, exclude, allowed)[0].frame()
+
+    @torch.no_grad()
+    def recommend_for_profile(
+        self,
+        profile: Mapping[str, object],
+        n: int = 10,
+        exclude: Iterable[object] = (),
+        allowed: Allowed = None,
+    ) -> TopItems:
+        """Top-``n`` for someone known only by metadata, e.g. ``{"age": 31, "gender": "F",
+        "occupation": "engineer"}``; NoMetadataError for a model that reads none."""
+        if self.encoder is None:
+            raise NoMetadataError(f"{type(self.model).__name__} cannot recommend from metadata")
+        metadata = torch.from_numpy(self.encoder.encode_user(profile)).to(self.device)
+        scores = self.model.score_new_users(metadata[None]).float()
+        return self._ranked(scores, n, None, exclude, allowed)[0]
+
+    # -- ratings ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        pairs: pd.DataFrame,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """Predicted ratings for rows of (user, item).
+
+        A model that reads metadata also scores ids it never saw from their rows in
+        ``users`` / ``items`` (same id columns). UnknownIdError names an id that is
+        neither known nor described; NoRatingScaleError for a ranking model.
+        """
+        if self.model.rating_range is None:
+            raise NoRatingScaleError(
+                f"{type(self.model).__name__} was trained to rank: its scores are not ratings"
+            )
+        new_users, user_ids = self._side(pairs[user_col], self.user_map, users, user_col)
+        new_items, item_ids = self._side(pairs[item_col], self.item_map, items, item_col)
+        as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        if new_users is None and new_items is None:
+            return self.model.score_pairs(as_tensor(user_ids), as_tensor(item_ids)).cpu().numpy()
+        assert self.encoder is not None  # _side refuses unknown ids otherwise
+        user_meta = self.encoder.encode_users(new_users if new_users is not None else pairs[[]])
+        genres, decades = self.encoder.encode_items(
+            new_items if new_items is not None else pairs[[]]
+        )
+        return (
+            self.model.score_with_metadata(
+                as_tensor(user_ids),
+                as_tensor(user_meta),
+                as_tensor(item_ids),
+                as_tensor(genres),
+                as_tensor(decades),
+            )
+            .float()
+            .cpu()
+            .numpy()
+        )
+
+    def _side(
+        self, ids: pd.Series, id_map: IdMap, metadata: pd.DataFrame | None, id_col: str
+    ) -> tuple[pd.DataFrame | None, np.ndarray]:
+        """Model indices of ``ids`` (``len(id_map)`` for an unknown one) and, when some are
+        unknown, every row's metadata aligned with ``ids``."""
+        known = ids.isin(id_map.ids)
+        if known.all():
+            return None, id_map.indices(ids)
+        if metadata is not None and self.encoder is not None:
+            unexplained = ids[~known & ~ids.isin(metadata[id_col])]
+        else:
+            unexplained = ids[~known]
+        if len(unexplained):
+            raise UnknownIdError(id_map.kind, unexplained.iloc[0])
+        indices = np.array(
+            [id_map.index(i) if k else len(id_map) for i, k in zip(ids, known, strict=True)],
+            dtype=np.int64,
+        )
+        rows = aligned(metadata, id_col, ids.to_numpy(dtype=object))  # type: ignore[arg-type]
+        return rows.reset_index(drop=True), indices
+
+    # -- neighbours and reasons ------------------------------------------------------------
+    @torch.no_grad()
+    def similar_items(
+        self, item_id: object, n: int = 10, min_ratings: int = 0, allowed: Allowed = None
+    ) -> pd.DataFrame:
+        """The ``n`` items nearest by cosine similarity of embeddings (never the item itself).
+
+        ``min_ratings`` leaves out neighbours with fewer ratings among the seen
+        interactions: an item rated once has an embedding that says little, yet can
+        land close to anything.
+        """
+        item = self.item_map.index(item_id)
+        similarity = (self._unit_items @ self._unit_items[item])[None].clone()
+        mask = self.item_mask(allowed)
+        if min_ratings > 0:
+            popular = torch.from_numpy(self.seen.item_counts() >= min_ratings)
+            mask = popular if mask is None else mask & popular
+        return self._ranked(similarity, n, [np.array([item])], (), mask)[0].frame()
+
+    @torch.no_grad()
+    def similar_users(self, user_id: object, n: int = 10) -> pd.DataFrame:
+        """The ``n`` users nearest by cosine similarity of user vectors (``user_id``, ``score``)."""
+        user = self.user_map.index(user_id)
+        vectors = self.model.user_embeddings().float()
+        units = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        values, indices = top_k((units @ units[user])[None].clone(), n, [np.array([user])])
+        rows, scores = finite_rows(values, indices)[0]
+        return pd.DataFrame({"user_id": self.user_map.ids[rows], "score": scores})
+
+    @torch.no_grad()
+    def because_you_liked(
+        self, user_id: object, item_ids: Sequence[object], n: int = 1
+    ) -> list[TopItems]:
+        """For each of ``item_ids``, the user's liked items most similar to it, best first
+        (scores are cosine similarities); empty when they liked nothing the model knows.
+        An item never explains itself."""
+        liked = self.seen.liked(self.user_map.index(user_id))
+        targets = self.item_map.indices(item_ids)
+        if len(liked) == 0 or len(targets) == 0:
+            empty = np.array([], dtype=np.int64)
+            return [TopItems(self.item_map.ids[empty], np.array([]), empty) for _ in targets]
+        units = self._unit_items
+        device = units.device
+        similarity = (
+            units[torch.from_numpy(targets).to(device)]
+            @ units[torch.from_numpy(liked).to(device)].T
+        )  # (targets, liked)
+        own = [np.flatnonzero(liked == t) for t in targets]
+        values, indices = top_k(similarity, n, own)
+        return [
+            TopItems(self.item_map.ids[liked[rows]], scores, liked[rows])
+            for rows, scores in finite_rows(values, indices)
+        ]
+
+    def explain(self, user_id: object, item_id: object, n: int = 3) -> pd.DataFrame:
+        """Why ``item_id`` suits the user: their ``n`` liked items most similar to it
+        (``item_id``, ``similarity``)."""
+        reasons = self.because_you_liked(user_id, [item_id], n)[0]
+        return pd.DataFrame({"item_id": reasons.item_ids, "similarity": reasons.scores})
+
+    # -- feedback --------------------------------------------------------------------------
+    def add_feedback(self, ratings: pd.DataFrame) -> None:
+        """New ratings (``user_id``, ``item_id``, ``rating``) count as seen (and liked) from
+        the next call; ids the model does not know are skipped."""
+        users = pd.Series(ratings["user_id"], dtype=object).map(self.user_map.position)
+        items = pd.Series(ratings["item_id"], dtype=object).map(self.item_map.position)
+        known = (users >= 0) & (items >= 0)
+        self.seen.add(
+            users[known].to_numpy(np.int64),
+            items[known].to_numpy(np.int64),
+            ratings["rating"].to_numpy(np.float64)[known.to_numpy()],
+        )
+
+
+def recommender_from_state(
+    model: CollabScorer, extra: Mapping[str, object], seen: Interactions | None = None
+) -> Recommender:
+    """A Recommender from a model and the extra state a collab learner saves beside it;
+    ``seen`` replaces the saved training interactions."""
+    user_map = IdMap("user", np.asarray(extra["user_ids"], dtype=object))
+    item_map = IdMap("item", np.asarray(extra["item_ids"], dtype=object))
+    if seen is None:
+        seen = Interactions(
+            extra["seen_indptr"].numpy(),  # type: ignore[attr-defined]
+            extra["seen_indices"].numpy(),  # type: ignore[attr-defined]
+            extra["seen_liked"].numpy().astype(bool),  # type: ignore[attr-defined]
+            len(item_map),
+        )
+    encoder_state = extra.get("metadata_encoder")
+    encoder = MetadataEncoder.from_state(encoder_state) if encoder_state else None  # type: ignore[arg-type]
+    return Recommender(model, user_map, item_map, seen, encoder)
+
+
+def load_recommender(path: Path | str, device: str | torch.device = "cpu") -> Recommender:
+    """A :class:`Recommender` from a file written by a collaborative learner's ``save``;
+    its seen items are the training ratings."""
+    artifact = load_artifact(path)
+    return recommender_from_state(artifact.model.to(device), artifact.extra)  # type: ignore[arg-type]

@@ -1,0 +1,168 @@
+"""The recommender contract, run by every model kind on data whose answer is known.
+
+Each user rated all but one item of their taste (5 stars) and a few of the other
+taste (1 star); the held-out loved item must come back near the top, everything
+they rated must not, and the masks, neighbours, persistence and batching must
+behave the same whichever model is underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recsys import CollabData, collab_learner, load_recommender
+from recsys.collab import CollabLearner, Recommender
+from recsys.collab.hybrid import hybrid_learner
+from recsys.collab.ranking import ranking_learner
+from recsys.data.ratings import UnknownIdError
+from recsys.models.scorer import NoRatingScaleError
+from tests.factories import taste_groups_with_unrated, taste_metadata
+
+TRAIN, HELD_OUT = taste_groups_with_unrated()
+ITEMS = [f"i{i}" for i in range(20)]
+GROUP = {item: int(item[1:]) < 10 for item in ITEMS}  # True: the first taste group
+USERS = sorted(TRAIN["user_id"].unique())
+RATED = TRAIN.groupby("user_id")["item_id"].apply(set).to_dict()
+
+
+def data() -> CollabData:
+    return CollabData.from_df(TRAIN, valid_df=HELD_OUT, batch_size=64, seed=0)
+
+
+def rating(use_nn: bool) -> CollabLearner:
+    learn = collab_learner(
+        data(), n_factors=8, y_range=(0.5, 5.5), use_nn=use_nn, layers=[16], progress=False
+    )
+    learn.fit_one_cycle(30, 3e-2, wd=0.01)
+    return learn
+
+
+def ranking(model: str, loss: str, epochs: int = 15, lr: float = 0.05) -> CollabLearner:
+    learn = ranking_learner(
+        data(),
+        model=model,
+        loss=loss,
+        n_factors=8,
+        layers=[16],
+        progress=False,  # type: ignore[arg-type]
+    )
+    learn.fit_one_cycle(epochs, lr, 0.0)
+    return learn
+
+
+def ease() -> CollabLearner:
+    learn = ranking_learner(data(), model="ease", l2=10.0, progress=False)
+    learn.fit_one_cycle()
+    return learn
+
+
+def hybrid() -> CollabLearner:
+    users, items = taste_metadata()
+    learn = hybrid_learner(data(), users, items, layers=[16], progress=False)
+    learn.fit_one_cycle(30, 1e-2, 0.01)
+    return learn
+
+
+KINDS: dict[str, Callable[[], CollabLearner]] = {
+    "rating-dot": lambda: rating(use_nn=False),
+    "rating-nn": lambda: rating(use_nn=True),
+    "ranking-dot-softmax": lambda: ranking("dot", "softmax"),
+    "ranking-dot-bpr": lambda: ranking("dot", "bpr"),
+    "ranking-nn-softmax": lambda: ranking("nn", "softmax", epochs=30, lr=0.03),
+    "ranking-nn-bpr": lambda: ranking("nn", "bpr", epochs=30, lr=0.03),
+    "ease": ease,
+    "hybrid": hybrid,
+}
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def learner(request: pytest.FixtureRequest) -> CollabLearner:
+    torch.manual_seed(0)
+    return KINDS[request.param]()
+
+
+@pytest.fixture(scope="module")
+def recommender(learner: CollabLearner) -> Recommender:
+    return learner.recommender()
+
+
+def test_each_users_held_out_favourite_ranks_in_their_top_three(recommender: Recommender) -> None:
+    for row in HELD_OUT.itertuples():
+        top = recommender.recommend(row.user_id, n=3)
+        assert row.item_id in set(top["item_id"]), (row.user_id, top)
+
+
+def test_seen_items_never_come_back(recommender: Recommender) -> None:
+    for user in USERS:
+        top = recommender.recommend(user, n=20)
+        assert not set(top["item_id"]) & RATED[user]
+        assert len(top) == 20 - len(RATED[user])  # every unseen item, nothing more
+        assert list(top["score"]) == sorted(top["score"], reverse=True)
+
+
+def test_exclude_and_allowed_apply_before_the_cut(recommender: Recommender) -> None:
+    user = USERS[0]
+    unseen = [i for i in ITEMS if i not in RATED[user]]
+    full = list(recommender.recommend(user, n=len(unseen))["item_id"])
+    without_best = recommender.recommend(user, n=3, exclude=[full[0], "not-an-item"])
+    assert list(without_best["item_id"]) == full[1:4]  # still three items
+    other_taste = [i for i in unseen if GROUP[i] != GROUP[full[0]]]
+    allowed = recommender.recommend(user, n=3, allowed=[*other_taste, sorted(RATED[user])[0]])
+    assert list(allowed["item_id"]) == [i for i in full if i in other_taste][:3]
+
+
+def test_similar_items_are_of_the_same_taste_and_never_the_item_itself(
+    recommender: Recommender,
+) -> None:
+    for item in ("i0", "i7", "i12", "i19"):
+        neighbours = recommender.similar_items(item, n=4)
+        assert item not in set(neighbours["item_id"])
+        assert len(neighbours) == 4
+        assert all(GROUP[i] == GROUP[item] for i in neighbours["item_id"]), (item, neighbours)
+
+
+def test_because_you_liked_names_a_liked_item_of_the_same_taste(
+    recommender: Recommender,
+) -> None:
+    row = HELD_OUT.iloc[0]
+    reasons = recommender.explain(row.user_id, row.item_id, n=3)
+    loved = {i for i in RATED[row.user_id] if GROUP[i] == GROUP[row.item_id]}
+    assert len(reasons) == 3
+    assert set(reasons["item_id"]) <= loved
+
+
+def test_save_then_load_gives_identical_answers(learner: CollabLearner, tmp_path: Path) -> None:
+    before = learner.recommender()
+    after = load_recommender(learner.save(tmp_path / "model.pt"))
+    for ours, theirs in zip(
+        before.recommend_many(USERS, n=5), after.recommend_many(USERS, n=5), strict=True
+    ):
+        assert list(ours.item_ids) == list(theirs.item_ids)
+        assert np.allclose(ours.scores, theirs.scores, atol=1e-6)
+    pairs = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["i1", "i19"]})
+    if before.model.rating_range is None:
+        with pytest.raises(NoRatingScaleError):
+            after.predict(pairs)
+    else:
+        assert np.allclose(before.predict(pairs), after.predict(pairs), atol=1e-6)
+
+
+def test_an_unknown_id_is_named(recommender: Recommender) -> None:
+    with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
+        recommender.recommend_many(["u0", "nobody"])
+    with pytest.raises(UnknownIdError, match="unknown item id 'nothing'"):
+        recommender.similar_items("nothing")
+
+
+def test_the_batched_answer_equals_the_one_user_answer(recommender: Recommender) -> None:
+    batched = recommender.recommend_many(USERS, n=6, exclude=["i3"], allowed=ITEMS[2:])
+    for user, together in zip(USERS, batched, strict=True):
+        alone = recommender.recommend_many([user], n=6, exclude=["i3"], allowed=ITEMS[2:])[0]
+        assert list(together.item_ids) == list(alone.item_ids)
+        assert np.allclose(together.scores, alone.scores, atol=1e-5)
