@@ -22,6 +22,7 @@ test: $(BIN)/recsys
 	bash scripts/ensure-postgres
 	bash scripts/ensure-chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/recsys

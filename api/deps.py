@@ -37,11 +37,11 @@ async def get_model(state: Annotated[ServiceState, Depends(get_state)]) -> Serve
     return state.model
 
 
-async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
-    """The model that recommends (see ServiceState.recommender); 503 until one is trained."""
-    if state.recommender is None:
+async def get_recommending_model(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
+    """The model that recommends (see ServiceState.recommending); 503 until one is trained."""
+    if state.recommending is None:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
-    return state.recommender
+    return state.recommending
 
 
 async def get_rating_model(state: Annotated[ServiceState, Depends(get_state)]) -> ServedModel:
@@ -75,6 +75,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
-RecommenderDep = Annotated[ServedModel, Depends(get_recommender)]
+RecommendingModelDep = Annotated[ServedModel, Depends(get_recommending_model)]
 RatingModelDep = Annotated[ServedModel, Depends(get_rating_model)]
 ApiKeyDep = Depends(require_api_key)

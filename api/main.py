@@ -31,8 +31,8 @@ from api.routes import (
 from api.upload_limit import UploadLimit
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
-from recsys.tabular.learner import load_tabular
-from recsys.vision.learner import load_vision
+from recsys.tabular.tabular_learner import load_tabular
+from recsys.vision.vision_learner import load_vision
 
 STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_OVERHEAD = 64 * 1024

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from api.served_model import ServedModel
-from recsys.jobs.model_versions import OBJECTIVES, active_version
+from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
 
 logger = logging.getLogger("recsys.api")
 
@@ -37,17 +37,18 @@ class ServiceState:
         return self.models.get("rating") or self.models.get("ranking")
 
     @property
-    def recommender(self) -> ServedModel | None:
-        """The model that answers recommendations."""
-        if self.recommend_with == "ranking" and "ranking" in self.models:
-            return self.models["ranking"]
-        return self.model
+    def recommending(self) -> ServedModel | None:
+        """The model that answers recommendations (see recommending_objectives)."""
+        for objective in recommending_objectives(self.recommend_with):
+            if objective in self.models:
+                return self.models[objective]
+        return None
 
     @property
     def metadata_model(self) -> ServedModel | None:
         """A served model that reads metadata (the recommending one first), for users it
         never saw."""
-        for model in (self.recommender, self.models.get("rating")):
+        for model in (self.recommending, self.models.get("rating")):
             if model is not None and model.recommender.reads_metadata:
                 return model
         return None

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys.collab.recommender import Recommender, SeenItems
+from recsys.collab import Interactions, Recommender
 from recsys.data.ratings import IdMap
 from recsys.models import DotProductBias, DotProductBiasConfig
 
@@ -138,7 +138,9 @@ def scale_latency(n_items: int, n_factors: int, n_requests: int) -> None:
     model = DotProductBias(DotProductBiasConfig(n_users, n_items, n_factors))
     rng = np.random.default_rng(0)
     seen_items = rng.integers(0, n_items, size=(n_users, 50))
-    seen = SeenItems.from_pairs(np.repeat(np.arange(n_users), 50), seen_items.ravel(), n_users)
+    seen = Interactions.from_ratings(
+        np.repeat(np.arange(n_users), 50), seen_items.ravel(), None, n_users, n_items
+    )
     recommender = Recommender(
         model,
         IdMap("user", np.arange(n_users).astype(object)),

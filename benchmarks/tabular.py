@@ -20,7 +20,7 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from recsys.data.splits import random_split
-from recsys.tabular.learner import ADULT, TabularData, tabular_learner
+from recsys.tabular.tabular_learner import ADULT, TabularData, tabular_learner
 
 TEXT_COLUMNS = [
     "workclass",

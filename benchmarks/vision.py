@@ -21,8 +21,8 @@ import torch
 
 from recsys.vision.data import Augment, ImageData
 from recsys.vision.digits import write_digits
-from recsys.vision.learner import VISION_DEFAULTS, vision_learner
-from recsys.vision.plots import plot_top_losses
+from recsys.vision.image_plots import plot_top_losses
+from recsys.vision.vision_learner import VISION_DEFAULTS, vision_learner
 
 
 def main() -> None:

@@ -43,5 +43,5 @@ def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str
         "schema_revision": revision,
         "model_version": state.model.version.id,
         "models": {objective: m.version.id for objective, m in state.models.items()},
-        "recommendations_from": state.recommender.version.id,
+        "recommendations_from": state.recommending.version.id,
     }

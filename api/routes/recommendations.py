@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from api.deps import EngineDep, ModelDep, RecommenderDep, StateDep
+from api.deps import EngineDep, ModelDep, RecommendingModelDep, StateDep
 from api.errors import ServiceError
 from api.schemas import PopularItem, Recommendations
 from api.served_model import ServedModel
@@ -25,7 +25,7 @@ Genre = Annotated[str | None, Query(max_length=64, description="Only items of th
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def user_recommendations(
     user_id: str,
-    model: RecommenderDep,
+    model: RecommendingModelDep,
     engine: EngineDep,
     state: StateDep,
     response: Response,

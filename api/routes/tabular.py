@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from api.errors import ServiceError
 from api.model_files import ModelFile
 from api.schemas import TabularPredictions, TabularRequest, TabularSchema
-from recsys.tabular.learner import TabularPredictor
 from recsys.tabular.processing import SchemaError
+from recsys.tabular.tabular_learner import TabularPredictor
 
 router = APIRouter(tags=["tabular"])
 

@@ -13,7 +13,7 @@ from api.deps import SettingsDep
 from api.errors import ServiceError
 from api.model_files import ModelFile
 from api.schemas import VisionPrediction
-from recsys.vision.learner import ImagePredictor
+from recsys.vision.vision_learner import ImagePredictor
 
 router = APIRouter(tags=["vision"])
 READ_CHUNK = 1 << 16

@@ -7,6 +7,7 @@ import typer
 from recsys.cli.data_commands import dataset_app, db_app, ingest_app, load_app, quickstart
 from recsys.cli.interpret_commands import explain, interpret_app, similar
 from recsys.cli.model_commands import models_app
+from recsys.cli.recommend_command import recommend
 from recsys.cli.serve_command import serve
 from recsys.cli.tabular_commands import tabular_app
 from recsys.cli.train_commands import evaluate, train
@@ -25,5 +26,5 @@ app.add_typer(interpret_app, name="interpret")
 app.add_typer(models_app, name="models")
 app.add_typer(tabular_app, name="tabular")
 app.add_typer(vision_app, name="vision")
-for command in (quickstart, train, evaluate, similar, explain, serve):
+for command in (quickstart, train, evaluate, recommend, similar, explain, serve):
     app.command()(command)

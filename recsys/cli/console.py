@@ -19,7 +19,12 @@ from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import make_engine
 from recsys.db.migrate import current_revision, head_revision
 from recsys.interpret.embeddings import AmbiguousItemError, resolve_item
-from recsys.jobs.model_versions import active_version, get_version, load_version
+from recsys.jobs.model_versions import (
+    active_version,
+    get_version,
+    load_version,
+    recommending_version,
+)
 from recsys.settings import get_settings
 
 out = Console(soft_wrap=True)
@@ -81,21 +86,24 @@ ObjectiveOption = Annotated[
 ]
 
 
-def load_model(
-    engine: Engine, version_id: int | None = None, objective: str = "rating"
+def served_recommender(
+    engine: Engine, version_id: int | None = None, recommending: bool = False
 ) -> Recommender:
-    """The active version of ``objective`` (or ``version_id``) as the service loads it: its
-    seen items are every rating in the database."""
-    if version_id is None:
-        version = active_version(engine, objective)
-    else:
+    """Model version ``version_id`` — by default the active rating version, or with
+    ``recommending`` the one that answers recommendations (the active ranking version,
+    else the rating one) — loaded as the service loads it: every rating in the database
+    counts as seen."""
+    if version_id is not None:
         version = get_version(engine, version_id)
+    elif recommending:
+        version = recommending_version(engine, get_settings().recommend_with)
+    else:
+        version = active_version(engine, "rating")
     if version is None or version.artifact_path is None:
-        which = (
-            f"no {objective} model version is active"
-            if version_id is None
-            else f"no ready model version {version_id}"
-        )
+        if version_id is not None:
+            which = f"no ready model version {version_id}"
+        else:
+            which = f"no {'' if recommending else 'rating '}model version is active"
         raise fail(f"{which}: run `recsys train` first")
     return load_version(engine, version)
 

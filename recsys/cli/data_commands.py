@@ -12,11 +12,12 @@ from sqlalchemy import Engine, func, select
 from recsys.cli.console import (
     database,
     fail,
-    load_model,
     out,
     progress_bar,
     require_schema,
+    served_recommender,
 )
+from recsys.cli.recommend_command import print_recommendations
 from recsys.cli.serve_command import serve
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
@@ -197,23 +198,8 @@ def quickstart(
                 f"model version {result.version_id} is active",
                 highlight=False,
             )
-        # Loaded as the service loads it: every rating in the database counts as seen.
-        recommender = load_model(engine, objective="ranking")
-        user_id = recommender.user_map.ids[0]
-        top = recommender.recommend(user_id, n=5)
-        with engine.connect() as connection:
-            titles = dict(
-                connection.execute(
-                    select(items.c.external_id, items.c.title).where(
-                        items.c.external_id.in_([str(i) for i in top["item_id"]])
-                    )
-                ).all()
-            )
-    out.print(f"top 5 for user {user_id}:", highlight=False)
-    for row in top.itertuples():
-        out.print(
-            f"  {row.score:.2f}  {titles.get(str(row.item_id), row.item_id)}", highlight=False
-        )
+        recommender = served_recommender(engine, recommending=True)
+        print_recommendations(engine, recommender, recommender.user_map.ids[0], 5)
     if serve_api:
         out.print(
             f"serving on http://{host}:{port} (explorer: /explorer, API docs: /docs); Ctrl-C stops",

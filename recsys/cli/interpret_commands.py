@@ -11,10 +11,10 @@ from recsys.cli.console import (
     VersionOption,
     database,
     fail,
-    load_model,
     out,
     print_frame,
     resolve_item_query,
+    served_recommender,
 )
 from recsys.data.catalog import read_item_catalog, read_user_ratings, read_user_stats
 from recsys.data.ratings import UnknownIdError
@@ -36,7 +36,7 @@ def interpret_biases(
 ) -> None:
     """Items everyone rates above (or below) what their taste vectors predict."""
     with database() as engine:
-        recommender = load_model(engine, version)
+        recommender = served_recommender(engine, version)
         catalog = read_item_catalog(engine)
         user_stats = read_user_stats(engine) if users_too else None
     try:
@@ -67,7 +67,7 @@ def interpret_pca(
 ) -> None:
     """Principal components of the item embeddings, and the items at both ends of each."""
     with database() as engine:
-        recommender = load_model(engine, version)
+        recommender = served_recommender(engine, version)
         catalog = read_item_catalog(engine)
     try:
         item_map = item_pca(recommender, catalog, components, min_ratings)
@@ -103,7 +103,7 @@ def similar(
 ) -> None:
     """Items nearest to ITEM by cosine similarity of their embeddings."""
     with database() as engine:
-        recommender = load_model(engine, version)
+        recommender = served_recommender(engine, version)
         catalog = read_item_catalog(engine)
     item_id = resolve_item_query(catalog, item)
     try:
@@ -122,7 +122,7 @@ def explain(
 ) -> None:
     """Why ITEM suits USER_ID: the user's liked items most similar to it."""
     with database() as engine:
-        recommender = load_model(engine, version)
+        recommender = served_recommender(engine, version)
         catalog = read_item_catalog(engine)
         user_ratings = read_user_ratings(engine, user_id)
     item_id = resolve_item_query(catalog, item)

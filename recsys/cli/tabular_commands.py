@@ -67,7 +67,7 @@ def tabular_train(
     """Fit pre-processing and a TabularModel on FILE; report validation metrics; save."""
     import torch
 
-    from recsys.tabular.learner import TabularData, tabular_learner
+    from recsys.tabular.tabular_learner import TabularData, tabular_learner
 
     frame = read_table(file)
     if target not in frame.columns:
@@ -113,7 +113,7 @@ def tabular_predict(
     ),
 ) -> None:
     """Predict every row of FILE: the prediction, and class probabilities when classifying."""
-    from recsys.tabular.learner import load_tabular
+    from recsys.tabular.tabular_learner import load_tabular
 
     path = _model_path(model)
     if not path.is_file():
@@ -137,7 +137,7 @@ def tabular_sample(
     path: Path = typer.Argument(..., help="Where to write it: a .csv or .parquet file."),
 ) -> None:
     """Write the bundled census-income data (48,842 rows; target ``income``) to try with."""
-    from recsys.tabular.learner import ADULT
+    from recsys.tabular.tabular_learner import ADULT
 
     frame = pd.read_parquet(ADULT)
     if path.suffix.lower() not in READERS:

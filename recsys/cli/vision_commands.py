@@ -13,7 +13,7 @@ from recsys.cli.console import fail, out, print_frame
 from recsys.settings import get_settings
 
 if TYPE_CHECKING:
-    from recsys.vision.learner import ImagePredictor
+    from recsys.vision.vision_learner import ImagePredictor
 
 vision_app = typer.Typer(
     help="Image classification: folders of images, one sub-folder per class.",
@@ -26,7 +26,7 @@ def _model_path(model: Path | None) -> Path:
 
 
 def _load(model: Path | None) -> ImagePredictor:
-    from recsys.vision.learner import load_vision
+    from recsys.vision.vision_learner import load_vision
 
     path = _model_path(model)
     if not path.is_file():
@@ -87,8 +87,8 @@ def vision_train(
     import torch
 
     from recsys.vision.data import Augment, ImageData
-    from recsys.vision.learner import vision_learner
-    from recsys.vision.plots import plot_top_losses
+    from recsys.vision.image_plots import plot_top_losses
+    from recsys.vision.vision_learner import vision_learner
 
     if mode not in ("RGB", "L"):
         raise fail(f"--mode must be RGB or L, not {mode!r}")

@@ -114,10 +114,6 @@ class Interactions:
             ):
                 self._added.setdefault(user, {})[item] = rating >= LIKED_AT
 
-    def state(self) -> dict[str, np.ndarray]:
-        """The CSR arrays, for saving beside a model."""
-        return {"indptr": self.indptr, "indices": self.indices, "liked": self.liked_flags}
-
 
 def _lookup(source: IdMap, target: IdMap) -> np.ndarray:
     """For each index of ``source``, the index of the same external id in ``target`` or -1.

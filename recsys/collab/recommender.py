@@ -41,8 +41,8 @@ class TopItems:
     scores: np.ndarray
     indices: np.ndarray
 
-    def frame(self, id_col: str = "item_id") -> pd.DataFrame:
-        return pd.DataFrame({id_col: self.item_ids, "score": self.scores})
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"item_id": self.item_ids, "score": self.scores})
 
 
 class Recommender:
@@ -88,10 +88,6 @@ class Recommender:
     def reads_metadata(self) -> bool:
         """Whether users and items unseen in training can be scored from their metadata."""
         return self.encoder is not None
-
-    def unit_item_embeddings(self) -> torch.Tensor:
-        """Item embeddings scaled to length 1: dot products are cosine similarities."""
-        return self._unit_items
 
     # -- candidates ------------------------------------------------------------------------
     def item_mask(self, allowed: Allowed) -> torch.Tensor | None:

@@ -18,7 +18,7 @@ import torch
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from recsys.train.learner import Learner
-from recsys.train.plots import save_figure
+from recsys.train.training_plots import save_figure
 
 
 @dataclass

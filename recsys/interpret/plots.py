@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.interpret.embeddings import ItemMap
-from recsys.train.plots import save_figure  # also selects the headless Agg backend
+from recsys.train.training_plots import save_figure  # also selects the headless Agg backend
 
 
 def _label(row: pd.Series, width: int = 28) -> str:

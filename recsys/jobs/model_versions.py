@@ -116,6 +116,24 @@ def active_version(engine: Engine, objective: str = "rating") -> ModelVersion | 
     return _version(row) if row is not None else None
 
 
+def recommending_objectives(recommend_with: str = "ranking") -> tuple[str, str]:
+    """Which objective's active version answers recommendations, in order of preference:
+    the ranking model (trained on what users pick) unless told ``rating``; either stands
+    in for the other when it is the only one."""
+    if recommend_with not in OBJECTIVES:
+        raise ValueError(f"recommend_with must be rating or ranking, not {recommend_with!r}")
+    return ("ranking", "rating") if recommend_with == "ranking" else ("rating", "ranking")
+
+
+def recommending_version(engine: Engine, recommend_with: str = "ranking") -> ModelVersion | None:
+    """The active version that answers recommendations (see recommending_objectives)."""
+    for objective in recommending_objectives(recommend_with):
+        version = active_version(engine, objective)
+        if version is not None:
+            return version
+    return None
+
+
 def _deactivate(connection: Connection, version_id: int) -> None:
     """Deactivate the active version of ``version_id``'s objective (before activating it)."""
     objective = (

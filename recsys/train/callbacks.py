@@ -99,7 +99,7 @@ class Recorder(Callback):
 
     def plot_losses(self, path: Path | str) -> Path:
         """Training loss per batch and validation loss per epoch, as a PNG."""
-        from recsys.train.plots import plot_losses
+        from recsys.train.training_plots import plot_losses
 
         batches_per_epoch = len(self.losses) / max(len(self.rows), 1)
         valid = [

@@ -99,7 +99,7 @@ class LRFindResult:
 
     def plot(self, path: Path | str) -> Path:
         """Loss against learning rate, with the suggestions marked, as a PNG."""
-        from recsys.train.plots import plot_lr_find
+        from recsys.train.training_plots import plot_lr_find
 
         return plot_lr_find(
             self.lrs, self.losses, {"valley": self.valley, "steep": self.steep}, Path(path)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from recsys.data.splits import random_split
 from recsys.vision.data import labelled_files
-from recsys.vision.learner import ImagePredictor
+from recsys.vision.vision_learner import ImagePredictor
 
 ACTIONS = ("keep", "delete", "move")
 

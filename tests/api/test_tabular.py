@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from recsys.settings import Settings
-from recsys.tabular.learner import TabularData, tabular_learner
+from recsys.tabular.tabular_learner import TabularData, tabular_learner
 from tests.api.conftest import file_model_settings
 from tests.factories import easy_rule_rows
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from api.main import create_app
 from recsys.settings import Settings
-from recsys.vision.learner import vision_learner
+from recsys.vision.vision_learner import vision_learner
 from tests.api.conftest import file_model_settings
 from tests.vision.test_vision import COLOURS, colour_folder, data_for
 

@@ -10,6 +10,7 @@ import torch
 from recsys.collab import CollabData
 from recsys.collab.ranking import RankingLearner, ranking_learner
 from recsys.models.scorer import CollabScorer
+from recsys.train.callbacks import SaveBest
 from recsys.train.losses import SampledSoftmaxScores, weighted_softmax_loss
 from tests.factories import two_taste_groups
 
@@ -153,3 +154,23 @@ def test_users_who_chose_every_item_keep_no_negative_to_draw() -> None:
     users, items = np.zeros(5, dtype=np.int64), np.arange(5)
     sampler = NegativeSampledBatches(users, items, n_items=5, batch_size=5)
     assert sampler.is_positive(users, sampler.sample_negatives(users)).all()
+
+
+def test_ease_says_that_schedules_do_not_apply_instead_of_ignoring_them() -> None:
+    from recsys.jobs.training_job import TrainConfig
+
+    data, _ = taste_data()
+    learn = ranking_learner(data, model="ease", progress=False, device="cpu")
+    for call in (
+        lambda: learn.fit(5),
+        lambda: learn.fit_one_cycle(3, 1e-2),
+        lambda: learn.fit(cbs=[SaveBest("ndcg")]),
+    ):
+        with pytest.raises(ValueError, match="EASE is solved in closed form"):
+            call()
+    with pytest.raises(ValueError, match="no learning rate to find"):
+        learn.lr_find()
+    with pytest.raises(ValueError, match="ease is solved in closed form: epochs, lr do not apply"):
+        TrainConfig(objective="ranking", model="ease", epochs=3, lr=0.1)
+    learn.fit_one_cycle()  # the solve itself
+    assert learn.recorder.rows[-1]["ndcg"] > 0.9

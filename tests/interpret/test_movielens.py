@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from recsys.cli import app
 from recsys.collab import load_recommender
-from recsys.data.catalog import read_item_catalog
+from recsys.data.catalog import read_item_catalog, read_user_ratings
 from recsys.db.engine import make_engine
 from recsys.interpret.embeddings import bias_ranking, item_pca, with_catalog
 from recsys.jobs.model_versions import active_version
@@ -22,6 +23,12 @@ def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: P
     result = CliRunner().invoke(app, ["quickstart", "--no-serve"])
     assert result.exit_code == 0, result.output
     engine = make_engine(cli_env)
+    # The five films printed for user 1 are films they have not rated (the model was
+    # trained on 80% of their ratings; the other 20% must not come back either).
+    printed = result.output.split("top 5 for user 1:")[1]
+    top = re.findall(r"^\s*[-\d.]+\s+(\d+)\s", printed, re.MULTILINE)
+    assert len(top) == 5
+    assert not set(top) & set(read_user_ratings(engine, "1")["item_id"])
     version = active_version(engine)
     assert version is not None
     recommender = load_recommender(version.artifact_path)

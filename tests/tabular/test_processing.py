@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.tabular.learner import TabularData, load_tabular, tabular_learner
 from recsys.tabular.processing import MISSING, UNKNOWN, SchemaError, TabularProcessor
+from recsys.tabular.tabular_learner import TabularData, load_tabular, tabular_learner
 from tests.factories import easy_rule_rows
 
 

@@ -174,3 +174,15 @@ def test_training_on_cuda_matches_the_cpu_path() -> None:
     assert on_gpu.recorder.rows[-1]["rmse"] == pytest.approx(
         on_cpu.recorder.rows[-1]["rmse"], abs=0.05
     )
+
+
+def test_a_misspelled_event_handler_is_refused_when_attached() -> None:
+    class Typo(Callback):
+        def after_epcoh(self) -> None:  # would never run
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="Typo defines after_epcoh, which is no learner event"):
+        make_learner(cbs=[Typo()])
+    learn = make_learner()
+    with pytest.raises(ValueError, match="after_epcoh"):
+        learn.fit(1, cbs=[Typo()])

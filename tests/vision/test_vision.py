@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 from recsys.cli import app
 from recsys.train.callbacks import Callback
 from recsys.vision.data import Augment, ImageData, verify_images
-from recsys.vision.learner import VisionLearner, load_vision, vision_learner
-from recsys.vision.plots import plot_top_losses
+from recsys.vision.image_plots import plot_top_losses
+from recsys.vision.vision_learner import VisionLearner, load_vision, vision_learner
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from recsys.interpret.classification import ClassificationInterpretation
-from recsys.train.plots import save_figure  # also selects the headless Agg backend
+from recsys.train.training_plots import save_figure  # also selects the headless Agg backend
 from recsys.vision.data import ImageTransform, open_image
 
 
