@@ -65,7 +65,7 @@ async def require_api_key(
     """Writes need ``X-API-Key`` when RECSYS_API_KEY is set: 401 without it, 403 if wrong."""
     if settings.api_key is None:
         return
-    if x_api_key is None:
+    if not x_api_key:  # absent, or present and empty: never a key
         raise ServiceError(401, "missing_api_key", "this endpoint needs the X-API-Key header")
     if not secrets.compare_digest(x_api_key, settings.api_key):
         raise ServiceError(403, "wrong_api_key", "the X-API-Key header is not the right key")

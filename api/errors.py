@@ -1,11 +1,23 @@
-"""One JSON error shape for every failure: ``{"error": {"code", "message"}}``."""
+"""One JSON error shape for every failure: ``{"error": {"code", "message"}}``.
+
+Database trouble is a 503 (``database_busy`` with ``Retry-After`` when SQLite's
+other writer held the lock past the wait; ``database_unavailable`` otherwise), and
+anything unforeseen a 500 in the same shape: no failure answers in plain text.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+
+from recsys.db.engine import SQLITE_BUSY_SECONDS, is_busy
+
+logger = logging.getLogger("recsys.api")
 
 
 class ServiceError(Exception):
@@ -18,9 +30,13 @@ class ServiceError(Exception):
         self.message = message
 
 
-def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        status_code=status_code, content={"error": {"code": code, "message": message}}
+        status_code=status_code,
+        content={"error": {"code": code, "message": message}},
+        headers=headers,
     )
 
 
@@ -41,3 +57,22 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         return error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(_request: Request, error: SQLAlchemyError) -> JSONResponse:
+        if is_busy(error):
+            return error_response(
+                503,
+                "database_busy",
+                f"another write held the database for over {SQLITE_BUSY_SECONDS:.0f} s; "
+                "nothing was stored: try again",
+                headers={"Retry-After": "1"},
+            )
+        logger.error("database error: %s", error)
+        message = f"the database failed: {type(error).__name__}: {getattr(error, 'orig', error)}"
+        return error_response(503, "database_unavailable", message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", f"{type(error).__name__}: {error}")

@@ -16,6 +16,7 @@ import logging
 
 import pandas as pd
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.served_model import ServedModel
 from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
@@ -30,6 +31,8 @@ class ServiceState:
         self.models: dict[str, ServedModel] = {}
         self.recommend_with = recommend_with
         self.refused: set[int] = set()  # versions whose weights did not load
+        # objective -> (version id, why): the active version that could not be served.
+        self.broken: dict[str, tuple[int, str]] = {}
 
     @property
     def model(self) -> ServedModel | None:
@@ -54,17 +57,16 @@ class ServiceState:
         return None
 
     def load_active(self, engine: Engine) -> None:
+        """Load each objective's active version; one that does not load is reported (see
+        ``broken``) and the others are served all the same."""
         self.models = {}
-        for objective in OBJECTIVES:
-            version = active_version(engine, objective)
-            if version is not None:
-                self.models[objective] = ServedModel.load(engine, version)
+        self.follow_registry(engine)
 
     def follow_registry(self, engine: Engine) -> bool:
         """Load each objective's active version if it is not the one served; True if swapped.
 
-        A version whose weights fail to load is logged, remembered and skipped; the
-        current model keeps serving.
+        A version whose weights fail to load is logged, remembered in ``broken`` and
+        not tried again; the current model of its objective (if any) keeps serving.
         """
         swapped = False
         for objective in OBJECTIVES:
@@ -75,8 +77,11 @@ class ServiceState:
                 continue
             try:
                 self.models[objective] = ServedModel.load(engine, version)
-            except Exception:
+            except SQLAlchemyError:
+                raise  # the database, not the version: try again at the next poll
+            except Exception as error:
                 self.refused.add(version.id)
+                self.broken[objective] = (version.id, f"{type(error).__name__}: {error}")
                 logger.exception(
                     "%s model version %s could not be loaded; still serving %s",
                     objective,
@@ -84,6 +89,7 @@ class ServiceState:
                     served,
                 )
                 continue
+            self.broken.pop(objective, None)
             logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
             swapped = True
         return swapped

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     vision_max_upload_bytes: int = Field(
         default=5 * 1024 * 1024, gt=0, description="Largest image POST /vision/predict accepts."
     )
-    api_key: str | None = Field(default=None, description="Required on write endpoints when set.")
+    api_key: str | None = Field(
+        default=None,
+        description="Required on write endpoints when set; empty or blank means not set.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = CUDA when available, else CPU."
     )
@@ -57,6 +60,13 @@ class Settings(BaseSettings):
     @property
     def vision_model_path(self) -> Path:
         return self.vision_model or self.artifact_dir / "vision" / "model.pt"
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: str | None) -> str | None:
+        # An empty RECSYS_API_KEY (compose's ${RECSYS_API_KEY:-}) must never become a key
+        # that an empty X-API-Key header matches.
+        return value if value is not None and value.strip() else None
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:

@@ -36,7 +36,18 @@ def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str
             "schema_outdated",
             f"database at revision {revision}, expected {head}: run `recsys db upgrade`",
         )
+    broken = {
+        objective: {"version": version_id, "error": error}
+        for objective, (version_id, error) in state.broken.items()
+    }
     if state.model is None:
+        if broken:
+            listed = "; ".join(
+                f"{objective} version {b['version']}: {b['error']}"
+                for objective, b in broken.items()
+            )
+            message = f"no model could be loaded ({listed}): retrain or activate another version"
+            raise ServiceError(503, "no_loadable_model", message)
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     return {
         "status": "ready",
@@ -44,4 +55,5 @@ def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str
         "model_version": state.model.version.id,
         "models": {objective: m.version.id for objective, m in state.models.items()},
         "recommendations_from": state.recommending.version.id,
+        "broken": broken,
     }

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 
 from recsys.db import validate
+from recsys.db.engine import write_transaction
 from recsys.db.sources import Chunk, IngestError, TableSource
 from recsys.db.tables import Json, items, ratings, users
 
@@ -93,7 +94,7 @@ def ingest(
             validate.require_columns(source.name, source.columns, required)
     staging = _staging_tables()
     ingested_at = int(time.time())
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         staging.create_all(connection)
         try:
             if users_source is not None:

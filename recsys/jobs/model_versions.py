@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from recsys.collab.interactions import Interactions
 from recsys.collab.recommender import Recommender, load_recommender
+from recsys.db.engine import write_transaction
 from recsys.db.tables import model_versions
 
 
@@ -49,7 +50,7 @@ def start_version(
     """Register a run that is starting; returns its id."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be rating or ranking, not {objective!r}")
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         return connection.execute(
             insert(model_versions)
             .values(
@@ -73,7 +74,7 @@ def finish_version(
 ) -> None:
     """Mark a run ready with its metrics and weights; with ``activate``, the active one
     of its objective."""
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         if activate:
             _deactivate(connection, version_id)
         connection.execute(
@@ -82,7 +83,8 @@ def finish_version(
             .values(
                 status="ready",
                 metrics=metrics,
-                artifact_path=str(artifact_path),
+                # Absolute, so that commands and servers started elsewhere find it.
+                artifact_path=str(Path(artifact_path).resolve()),
                 is_active=activate,
             )
         )
@@ -90,7 +92,7 @@ def finish_version(
 
 def fail_version(engine: Engine, version_id: int, error: str) -> None:
     """Mark a run failed; the active version stays what it was."""
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         connection.execute(
             update(model_versions)
             .where(model_versions.c.id == version_id)
@@ -180,7 +182,7 @@ def activate(engine: Engine, version_id: int) -> ModelVersion:
     if version is None:
         raise ActivationError(f"there is no model version {version_id}")
     check_artifact(version)
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         _deactivate(connection, version_id)
         connection.execute(
             update(model_versions).where(model_versions.c.id == version_id).values(is_active=True)
@@ -211,7 +213,7 @@ def fail_stale(engine: Engine) -> int:
     Runs one at a time (one trainer), so any ``training`` row seen when a new run
     starts belongs to a run that is gone.
     """
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         return connection.execute(
             update(model_versions)
             .where(model_versions.c.status == "training")

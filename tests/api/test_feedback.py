@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from recsys.db.tables import ratings
+from recsys.settings import Settings
 
 
 def count(engine: Engine) -> int:
@@ -86,3 +87,27 @@ def test_the_api_key_guards_feedback_when_set(keyed_client: TestClient) -> None:
     right = keyed_client.post("/ratings", json=body, headers={"X-API-Key": "s3cret"})
     assert right.status_code == 200
     assert keyed_client.get("/users/u2/recommendations").status_code == 200  # reads stay open
+
+
+def test_an_empty_key_header_opens_nothing(keyed_client: TestClient) -> None:
+    empty = {"X-API-Key": ""}
+    writes = [
+        keyed_client.post(
+            "/ratings",
+            json={"ratings": [{"user_id": "u2", "item_id": "i4", "rating": 3}]},
+            headers=empty,
+        ),
+        keyed_client.put("/users/someone", json={"age": 30}, headers=empty),
+        keyed_client.post("/models/1/activate", headers=empty),
+        keyed_client.post("/models/rollback", headers=empty),
+    ]
+    for response in writes:
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] == "missing_api_key"
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_configured_key_is_no_key(blank: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_API_KEY", blank)
+    assert Settings().api_key is None
+    assert Settings(api_key=blank).api_key is None

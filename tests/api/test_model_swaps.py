@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
-from recsys.jobs.model_versions import activate, get_version
+from recsys.collab import load_recommender
+from recsys.jobs.model_versions import activate, active_version, get_version
 from recsys.jobs.training_job import train_and_register
 from recsys.settings import Settings
 from tests.api.conftest import TRAIN
@@ -69,3 +72,47 @@ def test_each_worker_notices_a_version_activated_elsewhere(
         while served_version(client) != second - 1:
             assert time.monotonic() < deadline, "the new version was not picked up"
             time.sleep(0.05)
+
+
+def test_the_service_starts_with_a_missing_or_damaged_artifact_and_says_which(
+    trained_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    ranking = train_and_register(
+        trained_engine,
+        replace(TRAIN, objective="ranking", epochs=3),
+        tmp_path / "artifacts",
+        progress=False,
+    ).version_id
+    rating = active_version(trained_engine, "rating")
+    Path(get_version(trained_engine, ranking).artifact_path).unlink()
+    still = settings.model_copy(update={"model_poll_seconds": 0})
+    with TestClient(create_app(still)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["models"] == {"rating": rating.id}
+        assert ready.json()["broken"]["ranking"]["version"] == ranking
+        assert "FileNotFoundError" in ready.json()["broken"]["ranking"]["error"]
+        # The rating model stands in for recommendations.
+        assert served_version(client) == rating.id
+
+    path = Path(rating.artifact_path)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with TestClient(create_app(still)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["error"]["code"] == "no_loadable_model"
+        assert f"rating version {rating.id}" in ready.json()["error"]["message"]
+        assert f"ranking version {ranking}" in ready.json()["error"]["message"]
+        assert client.get("/users/u0/recommendations").status_code == 503
+        assert client.get("/health").status_code == 200
+
+
+def test_artifact_paths_are_absolute_so_commands_run_from_anywhere(
+    trained_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    version = train_and_register(trained_engine, TRAIN, Path("relative-artifacts"), progress=False)
+    stored = get_version(trained_engine, version.version_id).artifact_path
+    assert Path(stored).is_absolute()
+    monkeypatch.chdir("/")
+    assert load_recommender(stored).recommend("u0", n=3) is not None

@@ -1,0 +1,72 @@
+"""Real `recsys serve` processes for tests that need several workers or replicas."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def service_env(database_url: str, artifact_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a child process pointed at ``database_url``."""
+    return {
+        **os.environ,
+        "RECSYS_DATABASE_URL": database_url,
+        "RECSYS_ARTIFACT_DIR": str(artifact_dir),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
+    """``recsys serve`` on a free loopback port until the block ends; yields its base URL.
+
+    Waits for ``/health``; the server's output goes to ``log`` (shown when it fails).
+    """
+    port = free_port()
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recsys",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
