@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.body_limit import BodyLimit, Limit
 from api.errors import install_error_handlers
 from api.model_files import ModelFile
 from api.model_swaps import ServiceState
@@ -28,7 +29,6 @@ from api.routes import (
     users,
     vision,
 )
-from api.upload_limit import UploadLimit
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
 from recsys.tabular.tabular_learner import load_tabular
@@ -92,10 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(
-        UploadLimit,
-        paths={"/vision/predict"},
-        limit=settings.vision_max_upload_bytes,
-        overhead=UPLOAD_OVERHEAD,  # multipart boundaries and part headers
+        BodyLimit,
+        default=Limit(settings.max_body_bytes),
+        paths={
+            "/vision/predict": Limit(
+                settings.vision_max_upload_bytes,
+                UPLOAD_OVERHEAD,  # multipart boundaries and part headers
+                "upload_too_large",
+                "upload",
+            )
+        },
     )
     for module in (
         health,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from recsys.db.validate import AGE_RANGE, MAX_ID_LENGTH, MAX_TIMESTAMP, TEXT_LIMITS, check_id
 
 MAX_PAIRS = 1_000
 MAX_FEEDBACK = 10_000
-MAX_TIMESTAMP = 32_503_680_000  # 3000-01-01, as the ingestion checks
 
-ExternalId = Field(min_length=1, max_length=255)
+# The ingestion's id rule: trimmed, 1-255 characters, no control characters.
+ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
 
 
 class ScoredItem(BaseModel):
@@ -53,8 +55,8 @@ class PopularItem(BaseModel):
 
 
 class Pair(BaseModel):
-    user_id: str = ExternalId
-    item_id: str = ExternalId
+    user_id: ExternalId
+    item_id: ExternalId
 
 
 class PredictionRequest(BaseModel):
@@ -71,11 +73,11 @@ class Predictions(BaseModel):
 
 
 class RatingIn(BaseModel):
-    user_id: str = ExternalId
-    item_id: str = ExternalId
-    rating: float = Field(allow_inf_nan=False)
+    user_id: ExternalId
+    item_id: ExternalId
+    rating: float = Field(allow_inf_nan=False, strict=True)
     timestamp: int | None = Field(
-        default=None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds; default now."
+        default=None, ge=0, le=MAX_TIMESTAMP, strict=True, description="Unix seconds; default now."
     )
 
 
@@ -151,9 +153,9 @@ class TabularSchema(BaseModel):
 
 
 class UserProfile(BaseModel):
-    age: int | None = Field(default=None, ge=1, le=129)
-    gender: str | None = Field(default=None, min_length=1, max_length=32)
-    occupation: str | None = Field(default=None, min_length=1, max_length=64)
+    age: int | None = Field(default=None, ge=AGE_RANGE[0], le=AGE_RANGE[1], strict=True)
+    gender: str | None = Field(default=None, min_length=1, max_length=TEXT_LIMITS["gender"])
+    occupation: str | None = Field(default=None, min_length=1, max_length=TEXT_LIMITS["occupation"])
 
 
 class UserProfileOut(UserProfile):

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     vision_max_upload_bytes: int = Field(
         default=5 * 1024 * 1024, gt=0, description="Largest image POST /vision/predict accepts."
     )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Largest request body any endpoint reads (413 above it; images have "
+        "their own limit).",
+    )
     api_key: str | None = Field(
         default=None,
         description="Required on write endpoints when set; empty or blank means not set.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -49,4 +50,9 @@ async def get_user(user_id: str, engine: EngineDep) -> dict:
 
 
 def _fields(row: pd.Series) -> dict:
-    return {name: None if pd.isna(row[name]) else row[name] for name in UserProfile.model_fields}
+    """The stored profile as plain Python values (the database read gives numpy ones)."""
+    values = row.astype(object).where(row.notna(), None)
+    return {
+        name: value.item() if isinstance(value, np.generic) else value
+        for name, value in values[list(UserProfile.model_fields)].items()
+    }

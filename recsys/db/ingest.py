@@ -265,11 +265,15 @@ def _user_rows(chunk: Chunk, source: TableSource, columns: ColumnNames) -> pd.Da
     blank = pd.Series([None] * len(chunk.frame), index=chunk.frame.index, dtype=object)
     fields = {"external_id": validate.ids(chunk, source.name, columns.user)}
     fields["age"] = (
-        validate.optional_integers(chunk, source.name, "age") if "age" in present else blank
+        validate.optional_integers(chunk, source.name, "age", *validate.AGE_RANGE)
+        if "age" in present
+        else blank
     )
     for name in ("gender", "occupation", "zip_code"):
         fields[name] = (
-            validate.optional_text(chunk, source.name, name) if name in present else blank
+            validate.optional_text(chunk, source.name, name, validate.TEXT_LIMITS[name])
+            if name in present
+            else blank
         )
     fields["attributes"] = _attributes(chunk, {columns.user, *USER_FIELDS})
     return _rows_with_numbers(chunk, fields)

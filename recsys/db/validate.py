@@ -1,11 +1,27 @@
-"""Turn raw columns into clean, typed ones, or say which row is wrong and why.
+"""The one set of field rules, for files and API bodies alike: clean typed values, or
+which row and column is wrong and why.
 
-Every function takes a chunk and returns a pandas Series aligned with it; on the
-first bad value it raises :class:`IngestError` naming the source, the 1-based
-data row and the problem. Nothing is written before a whole file validates.
+Every column function takes a chunk and returns a pandas Series aligned with it; on
+the first bad value it raises :class:`IngestError` naming the source, the 1-based
+data row, the column and the problem. Nothing is written before a whole file
+validates. The API's request bodies go through the same ingestion, and its schemas
+use the same limits and :func:`check_id`.
+
+The rules:
+
+- **Ids** are text or integers, stored as text, trimmed of surrounding whitespace,
+  1 to 255 characters, without control characters. A float id is accepted only
+  when it is a whole number that a float holds exactly (below 2**53: ``12.0`` is
+  ``"12"``); booleans, lists, bytes, NaN and infinities are refused.
+- **Ratings** are finite numbers (not booleans) within the configured range.
+- **Timestamps** are whole Unix seconds or ISO-8601 times between 1970 and 3000.
+- **Metadata**: age a whole number from 1 to 129; gender, occupation and zip code
+  at most 32 / 64 / 32 characters; no field holds control characters.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +29,23 @@ import pandas as pd
 from recsys.db.sources import Chunk, IngestError
 
 MAX_TIMESTAMP = 32_503_680_000  # 3000-01-01 in Unix seconds
+MAX_ID_LENGTH = 255
+AGE_RANGE = (1, 129)
+TEXT_LIMITS = {"gender": 32, "occupation": 64, "zip_code": 32}
+EXACT_FLOAT = 2**53  # every whole number below this is exactly a float
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str) -> str:
+    """One id from an API body or path: trimmed; ValueError says what is wrong."""
+    text = value.strip()
+    if not text:
+        raise ValueError("an id must not be empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"an id is at most {MAX_ID_LENGTH} characters")
+    if CONTROL.search(text):
+        raise ValueError("an id must not contain control characters")
+    return text
 
 
 def _first_bad(mask: pd.Series | np.ndarray) -> int:
@@ -42,22 +75,113 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype("string").fillna("").str.strip().astype(object)
 
 
+def _shown(value: object) -> str:
+    """A number as written, never rounded: 9, 5.0000001, 1e+20."""
+    number = float(value)  # type: ignore[arg-type]
+    if not np.isfinite(number):
+        return str(number)
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return repr(number)
+
+
+def _fail(chunk: Chunk, source: str, position: int, problem: str) -> IngestError:
+    return IngestError(source, problem, chunk.first_row + position)
+
+
+def _id_text(chunk: Chunk, source: str, column: str) -> pd.Series:
+    """Ids as text before trimming; values that are not text or exact integers fail."""
+    raw = chunk.frame[column]
+    kind = pd.api.types.infer_dtype(raw, skipna=False)
+    if kind in ("string", "empty"):
+        return raw.astype(object)
+    if pd.api.types.is_bool_dtype(raw) or kind == "boolean":
+        raise _fail(chunk, source, 0, f"{column} {raw.iloc[0]!r} is a boolean, not an id")
+    if pd.api.types.is_integer_dtype(raw):
+        return raw.astype(str).astype(object)
+    if pd.api.types.is_float_dtype(raw):
+        values = raw.to_numpy(dtype=np.float64)
+        inexact = ~np.isfinite(values) | (values % 1 != 0) | (np.abs(values) >= EXACT_FLOAT)
+        if inexact.any():
+            position = _first_bad(inexact)
+            raise _fail(
+                chunk,
+                source,
+                position,
+                f"{column} {_shown(values[position])} is not an exact id: use text or whole "
+                "numbers below 2**53",
+            )
+        return pd.Series(values.astype(np.int64).astype(str), index=raw.index, dtype=object)
+    # Mixed or other objects: check each value.
+    for position, value in enumerate(raw.tolist()):
+        if isinstance(value, bool) or not isinstance(value, str | int | np.integer | float):
+            raise _fail(
+                chunk,
+                source,
+                position,
+                f"{column} {value!r} is a {type(value).__name__}, not a text or integer id",
+            )
+        if isinstance(value, float) and not (
+            np.isfinite(value) and value % 1 == 0 and abs(value) < EXACT_FLOAT
+        ):
+            raise _fail(chunk, source, position, f"{column} {_shown(value)} is not an exact id")
+    return pd.Series(
+        [str(int(v)) if isinstance(v, float) else str(v) for v in raw.tolist()],
+        index=raw.index,
+        dtype=object,
+    )
+
+
 def ids(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """External ids as non-empty strings."""
-    values = _text(chunk.frame[column])
+    """External ids as trimmed, non-empty strings (see the module docstring)."""
+    values = _id_text(chunk, source, column).str.strip()
     empty = (values == "").to_numpy()
     if empty.any():
-        row = chunk.first_row + _first_bad(empty)
-        raise IngestError(source, f"empty id in column {column!r}", row)
-    too_long = (values.str.len() > 255).to_numpy()
+        raise _fail(chunk, source, _first_bad(empty), f"empty id in column {column!r}")
+    too_long = (values.str.len() > MAX_ID_LENGTH).to_numpy()
     if too_long.any():
-        row = chunk.first_row + _first_bad(too_long)
-        raise IngestError(source, f"id in column {column!r} is longer than 255 characters", row)
+        raise _fail(
+            chunk,
+            source,
+            _first_bad(too_long),
+            f"id in column {column!r} is longer than {MAX_ID_LENGTH} characters",
+        )
+    _refuse_control_characters(chunk, source, column, values)
     return values
 
 
+def _refuse_control_characters(chunk: Chunk, source: str, column: str, text: pd.Series) -> None:
+    bad = text.str.contains(CONTROL).fillna(False).to_numpy(dtype=bool)
+    if bad.any():
+        position = _first_bad(bad)
+        raise _fail(
+            chunk,
+            source,
+            position,
+            f"{column} {text.iloc[position]!r} contains a control character",
+        )
+
+
+def _refuse_booleans(chunk: Chunk, source: str, column: str) -> None:
+    raw = chunk.frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raise _fail(chunk, source, 0, f"{column} {raw.iloc[0]!r} is a boolean, not a number")
+    if raw.dtype == object:
+        flags = np.array([isinstance(v, bool | np.bool_) for v in raw.tolist()], dtype=bool)
+        if flags.any():
+            position = _first_bad(flags)
+            raise _fail(
+                chunk,
+                source,
+                position,
+                f"{column} {raw.iloc[position]!r} is a boolean, not a number",
+            )
+
+
 def numbers(chunk: Chunk, source: str, column: str, low: float, high: float) -> pd.Series:
-    """Numeric values within [low, high]; text, blanks, NaN and out-of-range values fail."""
+    """Numeric values within [low, high]; text, booleans, blanks, NaN, infinities and
+    out-of-range values fail."""
+    _refuse_booleans(chunk, source, column)
     raw = chunk.frame[column]
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy())
@@ -75,15 +199,18 @@ def numbers(chunk: Chunk, source: str, column: str, low: float, high: float) -> 
         position = _first_bad(outside)
         raise IngestError(
             source,
-            f"{column} {values.iloc[position]:g} is outside the allowed range [{low:g}, {high:g}] "
-            "(change it with --min-rating/--max-rating or RECSYS_RATING_MIN/MAX)",
+            f"{column} {_shown(values.iloc[position])} is outside the allowed range "
+            f"[{low:g}, {high:g}] (change it with --min-rating/--max-rating or "
+            "RECSYS_RATING_MIN/MAX)",
             chunk.first_row + position,
         )
     return values
 
 
 def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """Timestamps as integer Unix seconds, from numbers or ISO-8601 text."""
+    """Timestamps as integer Unix seconds, from whole numbers or ISO-8601 text, between
+    1970 and 3000."""
+    _refuse_booleans(chunk, source, column)
     raw = chunk.frame[column]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.to_datetime(raw, utc=True)
@@ -93,50 +220,115 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
         outside = (numeric.notna() & ((numeric < 0) | (numeric > MAX_TIMESTAMP))).to_numpy()
         if outside.any():
             position = _first_bad(outside)
-            raise IngestError(
+            raise _fail(
+                chunk,
                 source,
-                f"{column} {numeric.iloc[position]:g} is not a Unix time between 1970 and 3000",
-                chunk.first_row + position,
+                position,
+                f"{column} {_shown(numeric.iloc[position])} is not a Unix time "
+                "between 1970 and 3000",
+            )
+        fractional = (numeric.notna() & (numeric % 1 != 0)).to_numpy()
+        if fractional.any():
+            position = _first_bad(fractional)
+            raise _fail(
+                chunk,
+                source,
+                position,
+                f"{column} {_shown(numeric.iloc[position])} is not a whole number of seconds",
             )
         if numeric.notna().all():
             return numeric.astype("int64")
-        parsed = pd.to_datetime(
-            raw.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601"
-        )
+        text = _text(raw.where(numeric.isna()))
+        parsed = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+        for position in np.flatnonzero(numeric.isna().to_numpy()):
+            parsed.iloc[position] = _iso_time(chunk, source, column, position, text.iloc[position])
         parsed = parsed.where(numeric.isna(), pd.to_datetime(numeric, unit="s", utc=True))
     bad = parsed.isna().to_numpy()
     if bad.any():
         position = _first_bad(bad)
-        raise IngestError(
+        raise _fail(
+            chunk,
             source,
+            position,
             f"{column} {str(raw.iloc[position])!r} is neither Unix seconds nor an ISO-8601 time",
-            chunk.first_row + position,
         )
     # Subtracting the epoch works whatever resolution (ns, us, s) pandas chose.
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("int64")
 
 
-def optional_integers(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """Whole numbers where given, None where blank."""
+def _iso_time(chunk: Chunk, source: str, column: str, position: int, text: str) -> pd.Timestamp:
+    """One ISO-8601 time, refused outside 1970-3000 (pandas alone reaches only 2262)."""
+    match = re.match(r"^\s*([+-]?\d{4,})-", text)
+    if match and not 1970 <= int(match.group(1)) < 3000:
+        raise _fail(
+            chunk, source, position, f"{column} {text!r} is not a time between 1970 and 3000"
+        )
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    if pd.isna(parsed):
+        raise _fail(
+            chunk,
+            source,
+            position,
+            f"{column} {text!r} is neither Unix seconds nor an ISO-8601 time",
+        )
+    if parsed < pd.Timestamp(0, tz="UTC"):
+        raise _fail(
+            chunk, source, position, f"{column} {text!r} is not a time between 1970 and 3000"
+        )
+    return parsed
+
+
+def optional_integers(
+    chunk: Chunk, source: str, column: str, low: int | None = None, high: int | None = None
+) -> pd.Series:
+    """Whole numbers within [low, high] where given, None where blank."""
+    _refuse_booleans(chunk, source, column)
     raw = chunk.frame[column]
     text = _text(raw)
     values = pd.to_numeric(text.replace("", np.nan), errors="coerce")
     bad = ((text != "") & (values.isna() | (values % 1 != 0))).to_numpy()
     if bad.any():
         position = _first_bad(bad)
-        raise IngestError(
+        raise _fail(
+            chunk, source, position, f"{column} {text.iloc[position]!r} is not a whole number"
+        )
+    outside = np.zeros(len(values), dtype=bool)
+    if low is not None:
+        outside |= (values < low).to_numpy()
+    if high is not None:
+        outside |= (values > high).to_numpy()
+    if outside.any():
+        position = _first_bad(outside)
+        raise _fail(
+            chunk,
             source,
-            f"{column} {text.iloc[position]!r} is not a whole number",
-            chunk.first_row + position,
+            position,
+            f"{column} {text.iloc[position]} is outside the allowed range [{low}, {high}]",
         )
     return pd.Series(
         [None if pd.isna(v) else int(v) for v in values], index=raw.index, dtype=object
     )
 
 
-def optional_text(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """Text where given, None where blank."""
-    text = _text(chunk.frame[column])
+def optional_text(
+    chunk: Chunk, source: str, column: str, max_length: int | None = None
+) -> pd.Series:
+    """Text where given (at most ``max_length`` characters, no control characters), None
+    where blank."""
+    raw = chunk.frame[column]
+    if raw.dtype == object:
+        odd = [not isinstance(v, str | int | float | type(None)) for v in raw.tolist()]
+        if any(odd):
+            position = odd.index(True)
+            value = raw.iloc[position]
+            raise _fail(chunk, source, position, f"{column} {value!r} is not text")
+    text = _text(raw)
+    if max_length is not None:
+        too_long = (text.str.len() > max_length).to_numpy()
+        if too_long.any():
+            position = _first_bad(too_long)
+            raise _fail(chunk, source, position, f"{column} is longer than {max_length} characters")
+    _refuse_control_characters(chunk, source, column, text)
     return text.where(text != "", None)
 
 
@@ -159,17 +351,17 @@ def optional_dates(chunk: Chunk, source: str, column: str) -> pd.Series:
 
 
 def genre_lists(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """Genres as lists: a list already, or text separated by '|'."""
+    """Genres as lists of text: a list already, or text separated by '|'."""
     raw = chunk.frame[column]
-    return pd.Series(
-        [
-            [str(g) for g in value]
-            if isinstance(value, list | tuple | np.ndarray)
-            else [g.strip() for g in str(value).split("|") if g.strip()]
-            if isinstance(value, str)
-            else None
-            for value in raw
-        ],
-        index=raw.index,
-        dtype=object,
-    )
+    lists = []
+    for position, value in enumerate(raw.tolist()):
+        if isinstance(value, list | tuple | np.ndarray):
+            genres = [str(g).strip() for g in value if str(g).strip()]
+        elif isinstance(value, str):
+            genres = [g.strip() for g in value.split("|") if g.strip()]
+        else:
+            genres = None
+        if genres and any(CONTROL.search(g) for g in genres):
+            raise _fail(chunk, source, position, f"{column} {value!r} contains a control character")
+        lists.append(genres)
+    return pd.Series(lists, index=raw.index, dtype=object)
