@@ -41,6 +41,12 @@ class ModelFile(Generic[Model]):
             raise ServiceError(
                 503, f"no_{self.what.replace(' ', '_')}", f"no {self.what} yet: run `{self.train}`"
             ) from None
+        except OSError as error:  # e.g. RECSYS_ARTIFACT_DIR names a file
+            raise ServiceError(
+                503,
+                "artifact_storage_unavailable",
+                f"the {self.what} at {self.path} cannot be read: {error.strerror}",
+            ) from None
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from recsys.db.validate import AGE_RANGE, MAX_ID_LENGTH, MAX_TIMESTAMP, TEXT_LIMITS, check_id
 
@@ -14,6 +14,16 @@ MAX_FEEDBACK = 10_000
 
 # The ingestion's id rule: trimmed, 1-255 characters, no control characters.
 ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+# Whole numbers, also written as 3.0 (as in files), never true/false.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
 class ScoredItem(BaseModel):
@@ -76,8 +86,8 @@ class RatingIn(BaseModel):
     user_id: ExternalId
     item_id: ExternalId
     rating: float = Field(allow_inf_nan=False, strict=True)
-    timestamp: int | None = Field(
-        default=None, ge=0, le=MAX_TIMESTAMP, strict=True, description="Unix seconds; default now."
+    timestamp: WholeNumber | None = Field(
+        default=None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds; default now."
     )
 
 
@@ -153,7 +163,7 @@ class TabularSchema(BaseModel):
 
 
 class UserProfile(BaseModel):
-    age: int | None = Field(default=None, ge=AGE_RANGE[0], le=AGE_RANGE[1], strict=True)
+    age: WholeNumber | None = Field(default=None, ge=AGE_RANGE[0], le=AGE_RANGE[1])
     gender: str | None = Field(default=None, min_length=1, max_length=TEXT_LIMITS["gender"])
     occupation: str | None = Field(default=None, min_length=1, max_length=TEXT_LIMITS["occupation"])
 

@@ -172,3 +172,29 @@ def test_an_unreachable_database_at_job_start_is_a_clear_error_and_writes_nothin
         result.stderr
     )
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_two_training_jobs_at_once_leave_each_other_alone(
+    env: dict[str, str], engine: Engine
+) -> None:
+    ranking = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "train", "--objective", "ranking", "--epochs", "6"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert ranking.stdout is not None
+    for line in ranking.stdout:  # wait until it is really training
+        if line.startswith("event=epoch_end epoch=0"):
+            break
+    rating = recsys(env, "train", "--epochs", "1")  # its start sweeps for stale runs
+    assert rating.returncode == 0, rating.stderr
+    output = ranking.stdout.read()
+    assert ranking.wait(timeout=300) == 0, output
+
+    versions = {v.objective: v for v in list_versions(engine)}
+    assert versions["ranking"].status == "ready"
+    assert versions["ranking"].error is None
+    assert versions["ranking"].is_active
+    assert versions["rating"].status == "ready"

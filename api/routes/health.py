@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
+from recsys.db.engine import refuses_writes
 from recsys.db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -29,6 +30,10 @@ def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str
     except SQLAlchemyError as error:
         message = f"database does not answer: {error}"
         raise ServiceError(503, "database_unavailable", message) from None
+    read_only = refuses_writes(engine)
+    if read_only is not None:
+        message = f"{read_only}: feedback and profiles cannot be stored"
+        raise ServiceError(503, "database_read_only", message)
     head = head_revision(settings.database_url)
     if revision != head:
         raise ServiceError(

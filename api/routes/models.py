@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import Engine
 
 from api.deps import ApiKeyDep, EngineDep
@@ -56,7 +56,9 @@ def _swap(request: Request, engine: Engine, change: Callable[[Engine], ModelVers
 @router.post(
     "/models/{version_id}/activate", response_model=ModelVersionOut, dependencies=[ApiKeyDep]
 )
-def activate_version(version_id: int, request: Request, engine: EngineDep) -> dict:
+def activate_version(
+    version_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, engine: EngineDep
+) -> dict:
     """Serve this version for its objective from now on (its weights are checked first)."""
     return _swap(request, engine, lambda e: activate(e, version_id))
 

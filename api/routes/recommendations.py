@@ -67,9 +67,9 @@ async def user_recommendations(
             used_fallback = "metadata"
         elif fallback == "popular":
             rated = await rated_items(engine, user_id) if exclude_seen else set()
+            rows = await run_in_threadpool(popular_rows, model, n, genre, rated)
             items = [
-                {**row, "score": float(row["n_ratings"]), "because_you_liked": None}
-                for row in popular_rows(model, n, genre, exclude=rated)
+                {**row, "score": float(row["n_ratings"]), "because_you_liked": None} for row in rows
             ]
             used_fallback = "popular"
         else:
@@ -143,8 +143,10 @@ def popular_rows(
 
 
 @router.get("/popular", response_model=list[PopularItem])
-async def popular_items(model: ModelDep, n: N = 10, genre: Genre = None) -> list[dict]:
-    """The most-rated items: what to show someone the model knows nothing about."""
+def popular_items(model: ModelDep, n: N = 10, genre: Genre = None) -> list[dict]:
+    """The most-rated items: what to show someone the model knows nothing about.
+
+    Precomputed order and genre masks; in a worker thread, off the event loop."""
     try:
         return popular_rows(model, n, genre)
     except UnknownGenreError as error:

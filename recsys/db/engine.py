@@ -11,8 +11,10 @@ transaction has written nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -63,6 +65,28 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection.execution_options(recsys_writes=True)
         with connection.begin():
             yield connection
+
+
+def refuses_writes(engine: Engine) -> str | None:
+    """Why the database would refuse a write (read-only file or server), or None."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if engine.url.query.get("mode") == "ro":
+            return f"the SQLite file {database} is opened read-only (mode=ro)"
+        if not database or database == ":memory:":
+            return None
+        path = Path(database.removeprefix("file:"))
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"the SQLite file {path} is read-only"
+        if not os.access(path.parent, os.W_OK):  # WAL needs its -wal and -shm files beside it
+            return f"the folder of the SQLite file, {path.parent}, is read-only"
+        return None
+    with engine.connect() as connection:
+        read_only = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+        recovering = connection.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+    if read_only == "on" or recovering:
+        return "the PostgreSQL server accepts reads only (a standby, or read-only by default)"
+    return None
 
 
 def is_busy(error: BaseException) -> bool:

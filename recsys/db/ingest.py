@@ -32,6 +32,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
@@ -120,11 +121,10 @@ def ingest(
                     staging.tables["staging_ratings"],
                     ratings_source,
                     progress,
-                    lambda chunk: _rating_rows(
-                        chunk, ratings_source, columns, rating_range, ingested_at
-                    ),
+                    lambda chunk: _rating_rows(chunk, ratings_source, columns, rating_range),
                 )
             _reject_duplicates(connection, staging, users_source, items_source, ratings_source)
+            _keep_unchanged_times(connection, staging.tables["staging_ratings"], ingested_at)
             report = _merge(connection, staging, ratings_read)
         finally:
             staging.drop_all(connection, checkfirst=True)
@@ -237,17 +237,15 @@ def _attributes(chunk: Chunk, known: set[str]) -> pd.Series:
 
 
 def _rating_rows(
-    chunk: Chunk,
-    source: TableSource,
-    columns: ColumnNames,
-    rating_range: tuple[float, float],
-    ingested_at: int,
+    chunk: Chunk, source: TableSource, columns: ColumnNames, rating_range: tuple[float, float]
 ) -> pd.DataFrame:
     low, high = rating_range
+    # Without a time column a rating happened at ingestion, unless the database already
+    # holds the same rating (see _keep_unchanged_times): re-loading a file changes nothing.
     timestamps = (
         validate.unix_seconds(chunk, source.name, columns.timestamp)
         if columns.timestamp in source.columns
-        else pd.Series(ingested_at, index=chunk.frame.index)
+        else pd.Series(None, index=chunk.frame.index, dtype=object)
     )
     return _rows_with_numbers(
         chunk,
@@ -335,6 +333,27 @@ def _reject_duplicates(
         else:
             what = f"{table.name.removeprefix('staging_').rstrip('s')} {key[0]!r}"
         raise IngestError(source.name, f"duplicate {what}: row {first} has it already", last)
+
+
+def _keep_unchanged_times(connection: Connection, staged: Table, ingested_at: int) -> None:
+    """Give staged ratings without a time the stored time of the same rating, else now."""
+    stored = (
+        select(ratings.c.timestamp)
+        .select_from(
+            ratings.join(users, users.c.id == ratings.c.user_id).join(
+                items, items.c.id == ratings.c.item_id
+            )
+        )
+        .where(
+            users.c.external_id == staged.c.user_external_id,
+            items.c.external_id == staged.c.item_external_id,
+            ratings.c.value == staged.c.value,
+        )
+        .scalar_subquery()
+    )
+    untimed = staged.c.timestamp.is_(None)
+    connection.execute(update(staged).where(untimed).values(timestamp=stored))
+    connection.execute(update(staged).where(untimed).values(timestamp=ingested_at))
 
 
 def _insert(connection: Connection, table: Table) -> Any:

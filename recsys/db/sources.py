@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +77,9 @@ def _open_parquet(path: Path, chunk_rows: int) -> TableSource:
             yield Chunk(frame, first_row)
             first_row += len(frame)
 
-    return TableSource(
-        str(path), list(parquet.schema_arrow.names), chunks(), parquet.metadata.num_rows
-    )
+    names = list(parquet.schema_arrow.names)
+    _refuse_repeated_columns(str(path), names)
+    return TableSource(str(path), names, chunks(), parquet.metadata.num_rows)
 
 
 def _open_csv(path: Path, chunk_rows: int, sep: str) -> TableSource:
@@ -85,17 +87,38 @@ def _open_csv(path: Path, chunk_rows: int, sep: str) -> TableSource:
     # a bad value is, and reports it with its row.
     options = {"sep": sep, "dtype": str, "keep_default_na": False, "skipinitialspace": True}
     try:
+        with path.open(newline="", encoding="utf-8") as file:
+            raw_header = next(csv.reader(file, delimiter=sep), [])
         header = pd.read_csv(path, nrows=0, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise IngestError(str(path), f"cannot read CSV header ({error})") from error
+    _refuse_repeated_columns(str(path), [name.strip() for name in raw_header])
 
     def chunks() -> Iterator[Chunk]:
         first_row = 1
         try:
-            for frame in pd.read_csv(path, chunksize=chunk_rows, **options):
-                yield Chunk(frame, first_row)
-                first_row += len(frame)
+            # The reader is closed even when ingestion stops early (the generator closes).
+            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+                for frame in reader:
+                    yield Chunk(frame, first_row)
+                    first_row += len(frame)
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise IngestError(str(path), f"malformed CSV near row {first_row}: {error}") from error
+            # pandas counts file lines from 1, the header included: line n is data row n - 1.
+            line = re.search(r"line (\d+)", str(error))
+            row = int(line.group(1)) - 1 if line else None
+            raise IngestError(str(path), f"malformed CSV: {error}".strip(), row) from error
 
     return TableSource(str(path), list(header.columns), chunks())
+
+
+def _refuse_repeated_columns(source: str, names: list[str]) -> None:
+    """A column named twice is ambiguous: which one holds the ratings?"""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise IngestError(
+                source,
+                f"column {name!r} appears twice in the header (columns {seen[name]} and "
+                f"{position}): rename one",
+            )
+        seen[name] = position

@@ -92,5 +92,8 @@ model_versions = Table(
     Column("status", String(16), nullable=False, default="training"),
     Column("error", Text, nullable=True),
     Column("is_active", Boolean, nullable=False, default=False),
+    # While training: "host:pid" of the run, and when it last said it was alive.
+    Column("owner", String(255), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
     Index("ix_model_versions_is_active", "is_active"),
 )

@@ -92,6 +92,9 @@ def _fail(chunk: Chunk, source: str, position: int, problem: str) -> IngestError
 def _id_text(chunk: Chunk, source: str, column: str) -> pd.Series:
     """Ids as text before trimming; values that are not text or exact integers fail."""
     raw = chunk.frame[column]
+    missing = raw.isna().to_numpy()
+    if missing.any():  # a null in a text column (parquet), NaN in a float one
+        raise _fail(chunk, source, _first_bad(missing), f"missing id in column {column!r}")
     kind = pd.api.types.infer_dtype(raw, skipna=False)
     if kind in ("string", "empty"):
         return raw.astype(object)
@@ -101,7 +104,10 @@ def _id_text(chunk: Chunk, source: str, column: str) -> pd.Series:
         return raw.astype(str).astype(object)
     if pd.api.types.is_float_dtype(raw):
         values = raw.to_numpy(dtype=np.float64)
-        inexact = ~np.isfinite(values) | (values % 1 != 0) | (np.abs(values) >= EXACT_FLOAT)
+        finite = np.isfinite(values)
+        whole = np.zeros(len(values), dtype=bool)
+        whole[finite] = values[finite] % 1 == 0
+        inexact = ~whole | (np.abs(values) >= EXACT_FLOAT)
         if inexact.any():
             position = _first_bad(inexact)
             raise _fail(

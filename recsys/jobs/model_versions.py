@@ -9,13 +9,20 @@ ratings (and interprets) with the active rating version.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.interactions import Interactions
 from recsys.collab.recommender import Recommender, load_recommender
@@ -35,6 +42,8 @@ class ModelVersion:
     status: str
     error: str | None
     is_active: bool
+    owner: str | None = None  # "host:pid" of the run while it trains
+    heartbeat_at: datetime | None = None
 
 
 def _version(row: Any) -> ModelVersion:
@@ -42,6 +51,9 @@ def _version(row: Any) -> ModelVersion:
 
 
 OBJECTIVES = ("rating", "ranking")
+# A training run says it is alive this often; one silent for much longer is gone.
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER_SECONDS = 600.0
 
 
 def start_version(
@@ -60,9 +72,48 @@ def start_version(
                 metrics={},
                 status="training",
                 is_active=False,
+                owner=this_process(),
+                heartbeat_at=_now(),
             )
             .returning(model_versions.c.id)
         ).scalar_one()
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def heartbeat(engine: Engine, version_id: int) -> None:
+    """Say that the run training ``version_id`` is still alive."""
+    with write_transaction(engine) as connection:
+        connection.execute(
+            update(model_versions)
+            .where(model_versions.c.id == version_id, model_versions.c.status == "training")
+            .values(heartbeat_at=_now())
+        )
+
+
+@contextmanager
+def heartbeats(engine: Engine, version_id: int, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """Heartbeat ``version_id`` from a background thread while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(SQLAlchemyError):  # a missed beat is no failure
+                heartbeat(engine, version_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{version_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def finish_version(
@@ -208,18 +259,51 @@ def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:
 
 
 def fail_stale(engine: Engine) -> int:
-    """Mark versions left ``training`` by a run that died as ``failed``; returns how many.
+    """Mark runs left ``training`` by a process that is provably gone as ``failed``; returns
+    how many.
 
-    Runs one at a time (one trainer), so any ``training`` row seen when a new run
-    starts belongs to a run that is gone.
+    A run is gone when it ran on this host and its process no longer exists, when its
+    last heartbeat is older than ``STALE_AFTER_SECONDS`` (another host, or a hung
+    process), or when it predates owners (no owner recorded). A live run — another
+    `recsys train` of another objective, say — is never touched.
     """
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                model_versions.c.id, model_versions.c.owner, model_versions.c.heartbeat_at
+            ).where(model_versions.c.status == "training")
+        ).all()
+    stale = [row.id for row in rows if _is_gone(row.owner, row.heartbeat_at)]
+    if not stale:
+        return 0
     with write_transaction(engine) as connection:
         return connection.execute(
             update(model_versions)
-            .where(model_versions.c.status == "training")
+            .where(model_versions.c.id.in_(stale), model_versions.c.status == "training")
             .values(status="failed", error="the training run stopped before it finished")
             .execution_options(preserve_rowcount=True)
         ).rowcount
+
+
+def _is_gone(owner: str | None, heartbeat_at: datetime | None) -> bool:
+    if owner is None or heartbeat_at is None:
+        return True
+    if heartbeat_at.tzinfo is None:  # SQLite hands back naive UTC times
+        heartbeat_at = heartbeat_at.replace(tzinfo=UTC)
+    if (_now() - heartbeat_at).total_seconds() > STALE_AFTER_SECONDS:
+        return True
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def load_version(

@@ -22,6 +22,7 @@ from recsys.jobs.model_versions import (
     fail_stale,
     fail_version,
     finish_version,
+    heartbeats,
     start_version,
 )
 from recsys.jobs.promotion import decide
@@ -190,7 +191,8 @@ def train_and_register(
     version_id = start_version(engine, config.model, asdict(config), config.objective)
     try:
         snapshot = data_snapshot(engine)
-        learn = train_from_database(engine, config, progress)
+        with heartbeats(engine, version_id):
+            learn = train_from_database(engine, config, progress)
         metadata = {
             "version_id": version_id,
             "config": asdict(config),

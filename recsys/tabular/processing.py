@@ -160,14 +160,35 @@ def _category_strings(column: pd.Series) -> pd.Series:
 
 
 def _numeric(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A continuous column as floats (missing: NaN); text, booleans, infinities and
+    numbers too large for a float are a SchemaError naming the row."""
     column = frame[name]
-    if pd.api.types.is_numeric_dtype(column):
-        return column.astype(np.float64)
-    converted = pd.to_numeric(column, errors="coerce")
-    bad = converted.isna() & column.notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SchemaError(
-            f"column {name!r} is continuous, but row {row + 1} holds {column.iloc[row]!r}"
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.astype(np.float64)
+    else:
+        values = pd.Series(
+            [_number(name, row, value) for row, value in enumerate(column.tolist())],
+            index=column.index,
+            dtype=np.float64,
         )
-    return converted.astype(np.float64)
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise SchemaError(f"column {name!r} is continuous, but row {row + 1} holds infinity")
+    return values
+
+
+def _number(name: str, row: int, value: object) -> float:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    problem = f"column {name!r} is continuous, but row {row + 1} holds {value!r:.80}"
+    if isinstance(value, bool | np.bool_):
+        raise SchemaError(problem)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise SchemaError(
+            f"column {name!r} is continuous, but row {row + 1} holds a number too large"
+        ) from None
+    except (TypeError, ValueError):
+        raise SchemaError(problem) from None

@@ -266,3 +266,62 @@ def test_unreadable_files_are_refused_clearly(tmp_path: Path) -> None:
 def test_in_memory_frames_ingest_like_files(engine: Engine) -> None:
     frame = pd.DataFrame({"user_id": ["a"], "item_id": ["b"], "rating": [4.0], "timestamp": [5]})
     assert ingest(engine, from_frame("frame", frame, 10)).ratings_inserted == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("age", "1000", "age 1000 is outside the allowed range [1, 129]"),
+        ("age", "-5", "age -5 is outside the allowed range [1, 129]"),
+        ("gender", "g" * 100, "gender is longer than 32 characters"),
+        ("occupation", "nurse\x1b[31m", "contains a control character"),
+    ],
+)
+def test_metadata_files_follow_the_api_rules_on_every_database(
+    engine: Engine, tmp_path: Path, column: str, value: str, problem: str
+) -> None:
+    path = tmp_path / "users.csv"
+    pd.DataFrame({"user_id": ["a", "b"], column: ["30" if column == "age" else "x", value]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(IngestError) as refused:
+        ingest(engine, users_source=open_table(path, 10))
+    assert str(refused.value).startswith(f"{path}: row 2: ")
+    assert problem in str(refused.value)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(users)).scalar_one() == 0
+
+
+def test_ids_that_are_not_ids_are_refused_in_parquet(engine: Engine, tmp_path: Path) -> None:
+    for ids, problem in (
+        ([1e19, 2.0], "user_id 1e+19 is not an exact id"),
+        ([9.3e18, 2.0], "user_id 9.3e+18 is not an exact id"),
+        ([float("inf"), 2.0], "user_id inf is not an exact id"),
+        ([[1, 2], [3]], "is a ndarray, not a text or integer id"),
+        ([b"\x00\x01", b"x"], "not a text or integer id"),
+    ):
+        path = tmp_path / "ratings.parquet"
+        frame = pd.DataFrame({"user_id": ids, "item_id": ["i", "j"], "rating": [3.0, 4.0]})
+        frame.to_parquet(path)
+        with pytest.raises(IngestError, match="row 1: ") as refused:
+            ingest(engine, open_table(path, 10))
+        assert problem in str(refused.value)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(users)).scalar_one() == 0
+
+
+def test_a_column_named_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text("user_id,item_id,rating,rating\na,b,3,4\n")
+    with pytest.raises(IngestError, match="column 'rating' appears twice in the header"):
+        open_table(path, 10)
+
+
+def test_reingesting_a_file_without_timestamps_changes_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text("user_id,item_id,rating\na,b,3\nc,d,4\n")
+    ingest(engine, open_table(path, 10))
+    again = ingest(engine, open_table(path, 10))
+    assert (again.ratings_inserted, again.ratings_updated) == (0, 0)

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from recsys.artifacts import read_payload
 from recsys.collab import load_recommender
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
+from recsys.db.tables import model_versions
 from recsys.jobs.model_versions import (
+    STALE_AFTER_SECONDS,
     ActivationError,
     activate,
     active_version,
     get_version,
+    heartbeats,
     list_versions,
     rollback,
     start_version,
@@ -110,13 +119,53 @@ def test_activation_refuses_a_damaged_artifact_and_rollback_goes_back_one(
         activate(engine, 999)
 
 
-def test_a_run_that_died_is_marked_failed_by_the_next_one(engine: Engine, tmp_path: Path) -> None:
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def set_owner(engine: Engine, version_id: int, owner: str | None, age_seconds: float) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(model_versions)
+            .where(model_versions.c.id == version_id)
+            .values(owner=owner, heartbeat_at=datetime.now(UTC) - timedelta(seconds=age_seconds))
+        )
+
+
+def test_only_runs_that_are_provably_gone_are_marked_failed(engine: Engine, tmp_path: Path) -> None:
     load_taste_groups(engine)
-    dead = start_version(engine, "dot", {})  # as a SIGKILLed run leaves it
+    host = socket.gethostname()
+    live = start_version(engine, "dot", {}, "ranking")  # this very process: alive
+    killed = start_version(engine, "dot", {})
+    set_owner(engine, killed, f"{host}:{dead_pid()}", 1)  # as a SIGKILLed run leaves it
+    elsewhere = start_version(engine, "dot", {})
+    set_owner(engine, elsewhere, "another-host:12", 60)  # beating a minute ago
+    silent = start_version(engine, "dot", {})
+    set_owner(engine, silent, "another-host:13", STALE_AFTER_SECONDS + 60)
+    legacy = start_version(engine, "dot", {})
+    set_owner(engine, legacy, None, 0)  # from before runs had owners
+
     train_and_register(engine, SMALL, tmp_path, progress=False)
-    stale = get_version(engine, dead)
-    assert stale.status == "failed"
-    assert "stopped before it finished" in stale.error
+
+    for gone in (killed, silent, legacy):
+        stale = get_version(engine, gone)
+        assert stale.status == "failed"
+        assert "stopped before it finished" in stale.error
+    for alive in (live, elsewhere):
+        assert get_version(engine, alive).status == "training"
+        assert get_version(engine, alive).error is None
+
+
+def test_a_training_run_beats_while_it_trains(engine: Engine) -> None:
+    load_taste_groups(engine)
+    version = start_version(engine, "dot", {})
+    set_owner(engine, version, f"{socket.gethostname()}:{os.getpid()}", 100)
+    before = get_version(engine, version).heartbeat_at
+    with heartbeats(engine, version, every=0.05):
+        time.sleep(0.3)
+    assert get_version(engine, version).heartbeat_at > before
 
 
 RANKING = TrainConfig(objective="ranking", epochs=8, lr=0.05, batch_size=64, n_factors=8)
