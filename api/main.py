@@ -49,6 +49,16 @@ async def _follow_registry(app: FastAPI, every_seconds: float) -> None:
             await run_in_threadpool(app.state.service.follow_registry, app.state.engine)
 
 
+async def _follow_ratings(app: FastAPI, every_seconds: float) -> None:
+    """Poll for ratings written elsewhere (other workers, replicas, `recsys ingest`) and
+    fold them into the served models' seen items: every worker is current within
+    ``every_seconds`` plus the time of one small query."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        with contextlib.suppress(SQLAlchemyError):  # a database hiccup: try next time
+            await run_in_threadpool(app.state.service.follow_ratings, app.state.engine)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
@@ -71,15 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # database unreachable the service still starts, and /ready says why it is not.
         with contextlib.suppress(SQLAlchemyError):
             app.state.service.load_active(app.state.engine)
-        watcher = (
-            asyncio.create_task(_follow_registry(app, settings.model_poll_seconds))
-            if settings.model_poll_seconds > 0
-            else None
-        )
+        watchers = []
+        if settings.model_poll_seconds > 0:
+            watchers.append(asyncio.create_task(_follow_registry(app, settings.model_poll_seconds)))
+        if settings.ratings_poll_seconds > 0:
+            watchers.append(
+                asyncio.create_task(_follow_ratings(app, settings.ratings_poll_seconds))
+            )
         try:
             yield
         finally:
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.cancel()
             app.state.engine.dispose()
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.served_model import ServedModel
+from recsys.data.ratings import read_rating_changes
 from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
 
 logger = logging.getLogger("recsys.api")
@@ -98,3 +99,15 @@ class ServiceState:
         """New ratings count as seen (and liked) in every served model at once."""
         for model in list(self.models.values()):
             model.recommender.add_feedback(rows)
+
+    def follow_ratings(self, engine: Engine) -> int:
+        """Fold ratings written since each model was loaded — by another worker, another
+        replica or `recsys ingest` — into its seen items; returns how many were read."""
+        n_read = 0
+        for model in list(self.models.values()):
+            seen = model.recommender.seen
+            while not (changes := read_rating_changes(engine, after=seen.through)).empty:
+                model.recommender.add_feedback(changes)
+                seen.through = int(changes["seq"].iloc[-1])
+                n_read += len(changes)
+        return n_read

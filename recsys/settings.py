@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=5.0, ge=0, description="How often the API checks for a new active model (0: never)."
     )
+    ratings_poll_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How often each API worker folds in ratings written elsewhere (0: never).",
+    )
     recommend_with: Literal["ranking", "rating"] = Field(
         default="ranking",
         description="Which active model answers recommendations: the ranking model (when one "

@@ -32,10 +32,13 @@ def service_env(database_url: str, artifact_dir: Path, **extra: str) -> dict[str
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
+def serving(
+    env: dict[str, str], log: Path, workers: int = 1, wait_for: str = "/health"
+) -> Iterator[str]:
     """``recsys serve`` on a free loopback port until the block ends; yields its base URL.
 
-    Waits for ``/health``; the server's output goes to ``log`` (shown when it fails).
+    Waits until ``wait_for`` answers 200; the server's output goes to ``log`` (shown
+    when it fails to get there).
     """
     port = free_port()
     with log.open("w") as output:
@@ -59,7 +62,7 @@ def serving(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{base}{wait_for}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from recsys.db import movielens
 from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
 from recsys.jobs.model_versions import active_version, get_version, list_versions
+from tests.servers import serving
 
 pytestmark = pytest.mark.slow
 
@@ -93,32 +93,12 @@ def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model
 
 
 def test_activating_a_version_under_load_fails_no_request(
-    env: dict[str, str], engine: Engine
+    env: dict[str, str], engine: Engine, tmp_path: Path
 ) -> None:
     assert recsys(env, "train", "--epochs", "1").returncode == 0
     assert recsys(env, "train", "--epochs", "2", "--promote", "never").returncode == 0
     old, new = active_version(engine).id, list_versions(engine)[0].id
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "recsys", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
-
+    with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         results: list[tuple[int, str, float]] = []
         stop = threading.Event()
 
@@ -145,9 +125,6 @@ def test_activating_a_version_under_load_fails_no_request(
         stop.set()
         for thread in threads:
             thread.join()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert len(results) > 100
     assert {status for status, _, _ in results} == {200}

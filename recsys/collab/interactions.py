@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from recsys.data.ratings import LIKED_AT, IdMap, read_ratings
+from recsys.data.ratings import LIKED_AT, IdMap, latest_write, read_ratings
 
 
 @dataclass(eq=False)
@@ -34,6 +34,9 @@ class Interactions:
     indices: np.ndarray  # (n_ratings,) int64 item indices, sorted within a user
     liked_flags: np.ndarray  # (n_ratings,) bool: rated LIKED_AT or more
     n_items: int
+    # Loaded from the database: the number of the latest write it includes (see
+    # recsys.data.ratings.read_rating_changes); later writes are folded in with add().
+    through: int = 0
     # Feedback since: user -> {item: liked}; it overrides the CSR for that pair.
     _added: dict[int, dict[int, bool]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -62,15 +65,18 @@ class Interactions:
     @classmethod
     def from_database(cls, engine: Engine, user_map: IdMap, item_map: IdMap) -> Interactions:
         """Every rating in the database of a user and an item both in the maps."""
+        through = latest_write(engine)  # read first: a later write is re-read, never missed
         table = read_ratings(engine)
         user_lookup = _lookup(table.user_map, user_map)
         item_lookup = _lookup(table.item_map, item_map)
         users = user_lookup[table.users.numpy()]
         items = item_lookup[table.items.numpy()]
         known = (users >= 0) & (items >= 0)
-        return cls.from_ratings(
+        interactions = cls.from_ratings(
             users[known], items[known], table.ratings.numpy()[known], len(user_map), len(item_map)
         )
+        interactions.through = through
+        return interactions
 
     @property
     def n_users(self) -> int:

@@ -298,7 +298,8 @@ class Recommender:
     # -- feedback --------------------------------------------------------------------------
     def add_feedback(self, ratings: pd.DataFrame) -> None:
         """New ratings (``user_id``, ``item_id``, ``rating``) count as seen (and liked) from
-        the next call; ids the model does not know are skipped."""
+        the next call; ids the model does not know are skipped. Adding a rating twice
+        changes nothing."""
         users = pd.Series(ratings["user_id"], dtype=object).map(self.user_map.position)
         items = pd.Series(ratings["item_id"], dtype=object).map(self.item_map.position)
         known = (users >= 0) & (items >= 0)

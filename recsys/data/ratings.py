@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, func, select
 
-from recsys.db.tables import items, users
+from recsys.db.tables import items, ratings, users
 
 # A rating at or above this counts as "liked": the ranking objective's full-weight
 # interactions, relevance in evaluation, and the "because you liked" reasons.
@@ -141,3 +141,33 @@ def _entity_rows(connection: Connection, table: Table, with_metadata: bool) -> p
     )
     rows = connection.execute(select(*columns)).all()
     return pd.DataFrame(rows, columns=[c.name for c in columns]).set_index("id")
+
+
+def latest_write(engine: Engine) -> int:
+    """The number of the latest write to the ratings (0 before any)."""
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.max(ratings.c.seq))).scalar_one() or 0)
+
+
+def read_rating_changes(engine: Engine, after: int, limit: int = 100_000) -> pd.DataFrame:
+    """Ratings written after write number ``after``, oldest first: user_id, item_id,
+    rating, seq (at most ``limit`` rows: ask again from the last seq for more)."""
+    query = (
+        select(
+            users.c.external_id.label("user_id"),
+            items.c.external_id.label("item_id"),
+            ratings.c.value.label("rating"),
+            ratings.c.seq,
+        )
+        .select_from(
+            ratings.join(users, users.c.id == ratings.c.user_id).join(
+                items, items.c.id == ratings.c.item_id
+            )
+        )
+        .where(ratings.c.seq > after)
+        .order_by(ratings.c.seq)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "seq"])

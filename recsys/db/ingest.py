@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    literal,
     or_,
     select,
     true,
@@ -43,6 +44,7 @@ from recsys.db.sources import Chunk, IngestError, TableSource
 from recsys.db.tables import Json, items, ratings, users
 
 USER_FIELDS = ("age", "gender", "occupation", "zip_code")
+RATING_WRITES_LOCK = 0x7265637379  # PostgreSQL advisory lock key: "recsy"
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,20 @@ def _keep_unchanged_times(connection: Connection, staged: Table, ingested_at: in
     connection.execute(update(staged).where(untimed).values(timestamp=ingested_at))
 
 
+def _next_write_number(connection: Connection) -> int:
+    """The number this write stamps on the ratings it changes: one more than any so far.
+
+    Numbers must grow in commit order, or a worker that has seen number n could miss a
+    later-committing n - 1. SQLite writers are already one at a time (BEGIN IMMEDIATE);
+    on PostgreSQL a transaction-scoped advisory lock makes them take turns from here to
+    their commit.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(RATING_WRITES_LOCK)))
+    latest = connection.execute(select(func.max(ratings.c.seq))).scalar_one()
+    return int(latest or 0) + 1
+
+
 def _insert(connection: Connection, table: Table) -> Any:
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -414,18 +430,29 @@ def _merge(connection: Connection, staging: MetaData, ratings_read: int) -> Inge
         )
 
     ratings_before = _count(connection, ratings)
+    seq = _next_write_number(connection)
     joined = staged_ratings.join(
         users, users.c.external_id == staged_ratings.c.user_external_id
     ).join(items, items.c.external_id == staged_ratings.c.item_external_id)
     statement = _insert(connection, ratings).from_select(
-        ["user_id", "item_id", "value", "timestamp"],
-        select(users.c.id, items.c.id, staged_ratings.c.value, staged_ratings.c.timestamp)
+        ["user_id", "item_id", "value", "timestamp", "seq"],
+        select(
+            users.c.id,
+            items.c.id,
+            staged_ratings.c.value,
+            staged_ratings.c.timestamp,
+            literal(seq, BigInteger),
+        )
         .select_from(joined)
         .where(true()),
     )
     statement = statement.on_conflict_do_update(
         index_elements=[ratings.c.user_id, ratings.c.item_id],
-        set_={"value": statement.excluded.value, "timestamp": statement.excluded.timestamp},
+        set_={
+            "value": statement.excluded.value,
+            "timestamp": statement.excluded.timestamp,
+            "seq": statement.excluded.seq,
+        },
         where=(ratings.c.value != statement.excluded.value)
         | (ratings.c.timestamp != statement.excluded.timestamp),
     )

@@ -74,8 +74,13 @@ ratings = Table(
     Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
     Column("value", Float, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
+    # The number of the write (ingestion, feedback) that last changed the rating: each
+    # write takes the next number, in commit order, so API workers follow new ratings by
+    # asking for everything above the last number they saw.
+    Column("seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_ratings_item_id", "item_id"),
     Index("ix_ratings_timestamp", "timestamp"),
+    Index("ix_ratings_seq", "seq"),
 )
 
 model_versions = Table(

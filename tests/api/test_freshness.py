@@ -1,0 +1,66 @@
+"""Every worker of `recsys serve` sees a new rating within a second, wherever it was written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import Engine
+
+from recsys.db.ingest import ingest
+from recsys.db.sources import from_frame
+from recsys.jobs.training_job import TrainConfig, train_and_register
+from tests.factories import taste_groups_with_unrated
+from tests.servers import service_env, serving
+
+pytestmark = pytest.mark.slow
+FRESHNESS_SECONDS = 1.0  # the documented bound: RECSYS_RATINGS_POLL_SECONDS is 0.5
+
+
+def top_item(base: str, user: str) -> str:
+    response = httpx.get(f"{base}/users/{user}/recommendations", params={"n": 1}, timeout=10)
+    return response.json()["items"][0]["item_id"]
+
+
+def offered_by_any_worker(base: str, user: str, item: str) -> int:
+    """How many of 40 concurrent requests (spread over the workers) still offer ``item``."""
+
+    def offers(_: int) -> bool:
+        response = httpx.get(f"{base}/users/{user}/recommendations", params={"n": 20}, timeout=10)
+        assert response.status_code == 200, response.text
+        return item in {entry["item_id"] for entry in response.json()["items"]}
+
+    with ThreadPoolExecutor(16) as pool:
+        return sum(pool.map(offers, range(40)))
+
+
+def test_a_rating_written_anywhere_is_excluded_by_every_worker_within_a_second(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    train, _ = taste_groups_with_unrated()
+    ingest(engine, from_frame("ratings", train, 500))
+    config = TrainConfig(objective="ranking", epochs=3, batch_size=64, n_factors=8, device="cpu")
+    train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    env = service_env(database_url, tmp_path / "artifacts")
+    with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
+        # Posted to one worker: the other must exclude it too.
+        posted = top_item(base, "u0")
+        body = {"ratings": [{"user_id": "u0", "item_id": posted, "rating": 5}]}
+        assert httpx.post(f"{base}/ratings", json=body, timeout=10).status_code == 200
+        time.sleep(FRESHNESS_SECONDS)
+        assert offered_by_any_worker(base, "u0", posted) == 0
+
+        # Written by `recsys ingest` in another process while serving.
+        ingested = top_item(base, "u1")
+        path = tmp_path / "more.csv"
+        path.write_text(f"user_id,item_id,rating\nu1,{ingested},2\n")
+        command = [sys.executable, "-m", "recsys", "ingest", "ratings", str(path)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        time.sleep(FRESHNESS_SECONDS)
+        assert offered_by_any_worker(base, "u1", ingested) == 0
