@@ -43,10 +43,19 @@ class Recommendations(BaseModel):
     user_id: str
     model_version: int | None
     fallback: str | None = Field(
-        description="For a user unknown to the model: 'metadata' (a hybrid model scored their "
+        description="For a user unknown to the model: 'fold_in' (their vector was fitted to "
+        "their ratings, or to the session's items), 'metadata' (a hybrid model scored their "
         "profile) or 'popular'."
     )
     items: list[RecommendedItem]
+
+
+class SessionRequest(BaseModel):
+    items: list[ExternalId] = Field(
+        min_length=1, max_length=500, description="Items the session looked at or chose."
+    )
+    n: int = Field(default=10, ge=1, le=500)
+    genre: str | None = Field(default=None, max_length=64)
 
 
 class SimilarItems(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 import pandas as pd
@@ -11,7 +12,8 @@ from sqlalchemy import Engine
 
 from api.deps import EngineDep, ModelDep, RecommendingModelDep, StateDep
 from api.errors import ServiceError
-from api.schemas import PopularItem, Recommendations
+from api.model_swaps import ServiceState
+from api.schemas import PopularItem, Recommendations, SessionRequest
 from api.served_model import ServedModel
 from recsys.collab.recommender import TopItems
 from recsys.data.catalog import UnknownGenreError, read_user_profiles, read_user_ratings
@@ -42,42 +44,22 @@ async def user_recommendations(
     Scoring runs on the event loop: it is a fraction of a millisecond of CPU, less
     than the hop to a worker thread would cost.
 
-    A user the model has not seen is answered by a model that reads metadata from
-    their profile (``PUT /users/{user_id}``) when one is loaded and the profile has
-    metadata (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular``
-    the most rated items they have not rated yet.
+    A user the model has not seen but who has rated items it knows is folded in: a
+    vector fitted to their ratings against the fixed model, computed again only when
+    their ratings change (``fallback: "fold_in"``). Without such ratings, a model that
+    reads metadata answers from their profile (``PUT /users/{user_id}``) when one is
+    loaded (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular`` the
+    most rated items they have not rated yet.
     """
     try:
-        profile = None
-        if user_id not in model.recommender.user_map and state.metadata_model is not None:
-            profile = await run_in_threadpool(known_profile, engine, user_id)
         if user_id in model.recommender.user_map:
             top = model.recommender.recommend_many(
                 [user_id], n, exclude_seen, allowed=model.genre_mask(genre)
             )[0]
-            items = described(model, top, user_id)
-            used_fallback = None
-        elif profile is not None:
-            model = state.metadata_model  # type: ignore[assignment]
-            rated = await rated_items(engine, user_id) if exclude_seen else set()
-            top = model.recommender.recommend_for_profile(
-                profile, n, exclude=rated, allowed=model.genre_mask(genre)
-            )
-            items = described(model, top)
-            used_fallback = "metadata"
-        elif fallback == "popular":
-            rated = await rated_items(engine, user_id) if exclude_seen else set()
-            rows = await run_in_threadpool(popular_rows, model, n, genre, rated)
-            items = [
-                {**row, "score": float(row["n_ratings"]), "because_you_liked": None} for row in rows
-            ]
-            used_fallback = "popular"
+            items, used_fallback = described(model, top, user_id), None
         else:
-            raise ServiceError(
-                404,
-                "unknown_user",
-                f"unknown user id {user_id!r}: the model has no ratings of theirs; "
-                "pass fallback=popular for the most popular items",
+            items, used_fallback, model = await unknown_user(
+                user_id, model, engine, state, n, exclude_seen, genre, fallback
             )
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None
@@ -87,6 +69,78 @@ async def user_recommendations(
         "model_version": model.version.id,
         "fallback": used_fallback,
         "items": items,
+    }
+
+
+async def unknown_user(
+    user_id: str,
+    model: ServedModel,
+    engine: Engine,
+    state: ServiceState,
+    n: int,
+    exclude_seen: bool,
+    genre: str | None,
+    fallback: str,
+) -> tuple[list[dict], str, ServedModel]:
+    """A user the model never saw: folded in from their ratings in the database when they
+    have some of items it knows, else from their profile by a model that reads metadata,
+    else the popularity list when asked for; 404 otherwise."""
+    rated = await run_in_threadpool(read_user_ratings, engine, user_id)
+    mask = model.genre_mask(genre)
+    if rated["item_id"].isin(model.recommender.item_map.ids).any():
+        top = await run_in_threadpool(
+            partial(model.recommender.recommend_from_ratings, rated, n, allowed=mask)
+        )
+        return described(model, top), "fold_in", model
+    seen = set(rated["item_id"]) if exclude_seen else set()
+    profile = None
+    if state.metadata_model is not None:
+        profile = await run_in_threadpool(known_profile, engine, user_id)
+    if profile is not None:
+        model = state.metadata_model  # type: ignore[assignment]
+        top = model.recommender.recommend_for_profile(
+            profile, n, exclude=seen, allowed=model.genre_mask(genre)
+        )
+        return described(model, top), "metadata", model
+    if fallback == "popular":
+        rows = await run_in_threadpool(popular_rows, model, n, genre, seen)
+        items = [
+            {**row, "score": float(row["n_ratings"]), "because_you_liked": None} for row in rows
+        ]
+        return items, "popular", model
+    raise ServiceError(
+        404,
+        "unknown_user",
+        f"unknown user id {user_id!r}: the model has no ratings of theirs; "
+        "pass fallback=popular for the most popular items",
+    )
+
+
+@router.post("/users/{user_id}/recommendations", response_model=Recommendations)
+async def session_recommendations(
+    user_id: str, body: SessionRequest, model: RecommendingModelDep, response: Response
+) -> dict:
+    """Recommendations for an anonymous session ("people who just looked at these"): the
+    given items are folded in as the session's interactions and left out of the answer.
+    Nothing is stored; ``user_id`` only labels the answer."""
+    session = pd.DataFrame({"item_id": body.items, "rating": 5.0})
+    if not session["item_id"].isin(model.recommender.item_map.ids).any():
+        raise ServiceError(
+            422, "unknown_items", "none of the items is known to the model: nothing to go on"
+        )
+    try:
+        mask = model.genre_mask(body.genre)
+    except UnknownGenreError as error:
+        raise ServiceError(422, "unknown_genre", str(error)) from None
+    top = await run_in_threadpool(
+        partial(model.recommender.recommend_from_ratings, session, body.n, allowed=mask)
+    )
+    response.headers["X-Model-Version"] = str(model.version.id)
+    return {
+        "user_id": user_id,
+        "model_version": model.version.id,
+        "fallback": "fold_in",
+        "items": described(model, top),
     }
 
 
@@ -110,11 +164,6 @@ def described(model: ServedModel, top: TopItems, user_id: str | None = None) -> 
             top.item_ids, top.indices.tolist(), top.scores.tolist(), reasons, strict=True
         )
     ]
-
-
-async def rated_items(engine: Engine, user_id: str) -> set[str]:
-    """Items the user has rated in the database (since training too), off the event loop."""
-    return set((await run_in_threadpool(read_user_ratings, engine, user_id))["item_id"])
 
 
 def known_profile(engine: Engine, user_id: str) -> dict | None:

@@ -15,6 +15,8 @@ with :meth:`Recommender.add_feedback` counts from the next call.
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +29,11 @@ from recsys.artifacts import load_artifact
 from recsys.collab.interactions import Interactions
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder, aligned
-from recsys.data.ratings import IdMap, UnknownIdError
+from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
 from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleError
 
 Allowed = Iterable[object] | torch.Tensor | None
+FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class Recommender:
         self.device = next(iter([*model.parameters(), *model.buffers()])).device
         embeddings = model.item_embeddings().float()
         self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        # Folded-in users' scores, by their ratings: computed again only when those change.
+        self._folded: OrderedDict[tuple[bytes, bytes], torch.Tensor] = OrderedDict()
+        self._folded_lock = threading.Lock()
 
     def with_seen(self, seen: Interactions) -> Recommender:
         """The same model and maps with other seen items (shares everything else)."""
@@ -170,6 +176,37 @@ class Recommender:
         metadata = torch.from_numpy(self.encoder.encode_user(profile)).to(self.device)
         scores = self.model.score_new_users(metadata[None]).float()
         return self._ranked(scores, n, None, exclude, allowed)[0]
+
+    def recommend_from_ratings(
+        self,
+        ratings: pd.DataFrame,
+        n: int = 10,
+        exclude: Iterable[object] = (),
+        allowed: Allowed = None,
+    ) -> TopItems:
+        """Top-``n`` for a user the model never saw, from their ratings (``item_id``,
+        ``rating``): their vector is folded in against the fixed model (see
+        ``CollabScorer.fold_in``); the rated items are left out, and so is ``exclude``.
+        Items the model does not know are ignored; with none it knows, UnknownIdError."""
+        known = ratings[ratings["item_id"].isin(self.item_map.ids)]
+        if known.empty:
+            raise UnknownIdError("item", ratings["item_id"].iloc[0] if len(ratings) else None)
+        indices = self.item_map.indices(known["item_id"])
+        values = known["rating"].to_numpy(np.float32)
+        key = (indices.tobytes(), values.tobytes())  # the same ratings: the same vector
+        with self._folded_lock:
+            scores = self._folded.get(key)
+            if scores is not None:
+                self._folded.move_to_end(key)
+        if scores is None:
+            items = torch.from_numpy(indices).to(self.device)
+            rated = torch.from_numpy(values).to(self.device)
+            scores = self.model.fold_in(items, rated, rated >= LIKED_AT).float()
+            with self._folded_lock:
+                self._folded[key] = scores
+                while len(self._folded) > FOLD_IN_CACHE:
+                    self._folded.popitem(last=False)
+        return self._ranked(scores[None].clone(), n, [indices], exclude, allowed)[0]
 
     # -- ratings ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -277,13 +314,11 @@ class Recommender:
             empty = np.array([], dtype=np.int64)
             return [TopItems(self.item_map.ids[empty], np.array([]), empty) for _ in targets]
         units = self._unit_items
-        device = units.device
-        similarity = (
-            units[torch.from_numpy(targets).to(device)]
-            @ units[torch.from_numpy(liked).to(device)].T
-        )  # (targets, liked)
-        own = [np.flatnonzero(liked == t) for t in targets]
-        values, indices = top_k(similarity, n, own)
+        liked_rows = torch.from_numpy(liked).to(units.device)
+        target_rows = torch.from_numpy(targets).to(units.device)
+        similarity = units[target_rows] @ units[liked_rows].T  # (targets, liked)
+        similarity.masked_fill_(target_rows[:, None] == liked_rows[None, :], -torch.inf)
+        values, indices = top_k(similarity, n)
         return [
             TopItems(self.item_map.ids[liked[rows]], scores, liked[rows])
             for rows, scores in finite_rows(values, indices)

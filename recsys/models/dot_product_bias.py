@@ -74,5 +74,13 @@ class DotProductBias(CollabScorer):
     def user_embeddings(self) -> torch.Tensor:
         return self.user_factors.detach()
 
+    def new_user_vector(self) -> torch.Tensor:
+        """Factors and a bias: zeros, the user who has rated nothing."""
+        return torch.zeros(self.config.n_factors + 1, device=self.item_factors.device)
+
+    def score_user_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        logits = self.item_factors.detach() @ vector[:-1] + self.item_bias.detach()[:, 0]
+        return self._squash(logits + vector[-1])
+
     def biases(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_bias.detach()[:, 0], self.item_bias.detach()[:, 0]

@@ -86,6 +86,15 @@ class EASE(CollabScorer):
         unique_users, rows = torch.unique(users, return_inverse=True)
         return self.score_all_items(unique_users)[rows, items]
 
+    @torch.no_grad()
+    def fold_in(
+        self, items: torch.Tensor, ratings: torch.Tensor, liked: torch.Tensor, steps: int = 0
+    ) -> torch.Tensor:
+        """Exact, no solve needed: a user's scores are their interaction row times B."""
+        history = torch.zeros(self.config.n_items, device=self.item_weights.device)
+        history[items] = 1.0
+        return history @ self.item_weights
+
     def item_embeddings(self) -> torch.Tensor:
         """Each item's column of weights: items that co-occur with the same items are alike."""
         return self.item_weights.T.contiguous()

@@ -87,3 +87,15 @@ class EmbeddingNN(CollabScorer):
 
     def user_embeddings(self) -> torch.Tensor:
         return self.user_embedding.weight.detach()
+
+    def new_user_vector(self) -> torch.Tensor:
+        """The mean user: a new user starts as the average of the known ones."""
+        return self.user_embedding.weight.detach().mean(dim=0)
+
+    def score_user_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        items = self.item_embedding.weight.detach()
+        embedded = torch.cat([vector.expand(len(items), -1), items], dim=1)
+        logits = self.mlp(embedded)[:, 0]
+        return (
+            logits if self.config.y_range is None else sigmoid_range(logits, *self.config.y_range)
+        )

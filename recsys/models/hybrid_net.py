@@ -191,6 +191,15 @@ class HybridNN(CollabScorer):
         items = torch.arange(self.config.n_items, device=self.item_genres.device)
         return self._item_rows(items, items).detach()
 
+    def new_user_vector(self) -> torch.Tensor:
+        """The unknown user (the id row learned by id dropout) with unknown metadata."""
+        unknown = torch.tensor([self.config.n_users], device=self.user_metadata.device)
+        return self.user_vectors(unknown, self.user_metadata[unknown])[0].detach()
+
+    def score_user_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        items = torch.arange(self.config.n_items, device=vector.device)
+        return self._head(vector.expand(len(items), -1), self._item_rows(items, items))
+
     def user_embeddings(self) -> torch.Tensor:
         """Each training user's side (id and metadata)."""
         users = torch.arange(self.config.n_users, device=self.user_metadata.device)

@@ -24,6 +24,9 @@ from abc import ABCMeta, abstractmethod
 import torch
 from torch import nn
 
+# Fold-in: Adam steps on one user vector, its learning rate and ridge penalty.
+FOLD_IN_STEPS, FOLD_IN_LR, FOLD_IN_L2 = 60, 0.1, 1e-3
+
 
 class CapabilityError(ValueError):
     """The model cannot do what was asked (and says which model would)."""
@@ -110,3 +113,46 @@ class CollabScorer(nn.Module, metaclass=ABCMeta):
     def sparse_parameters(self) -> list[nn.Parameter]:
         """The tables trained with sparse gradients (none unless the model says so)."""
         return []
+
+    # -- users the model never saw: fold-in -----------------------------------------------
+    def new_user_vector(self) -> torch.Tensor:
+        """The starting point of a fold-in: a user who has said nothing yet (d,)."""
+        raise CapabilityError(f"{type(self).__name__} cannot fold in new users")
+
+    def score_user_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        """Scores of every item (n_items,) for a user given as a vector; differentiable."""
+        raise CapabilityError(f"{type(self).__name__} cannot fold in new users")
+
+    def fold_in(
+        self,
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        liked: torch.Tensor,
+        steps: int = FOLD_IN_STEPS,
+    ) -> torch.Tensor:
+        """Scores of every item (n_items,) for a user the model never saw, from their
+        ``ratings`` of ``items`` (``liked``: which of them they liked), with the trained
+        model held fixed.
+
+        The user's vector is fitted to those ratings by ``steps`` Adam steps on the
+        model's own objective — squared error for a rating model, a weighted softmax
+        over all items (liked items count fully, others a quarter) for a ranking model
+        — with a small ridge penalty; implicit's ``recalculate_user`` does the same for
+        ALS in closed form. Deterministic: it starts from ``new_user_vector()``.
+        """
+        vector = self.new_user_vector().detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([vector], lr=FOLD_IN_LR)
+        weights = torch.where(liked, 1.0, 0.25)
+        with torch.enable_grad():
+            for _ in range(steps):
+                optimizer.zero_grad()
+                scores = self.score_user_vector(vector)
+                if self.rating_range is not None:
+                    loss = ((scores[items] - ratings) ** 2).mean()
+                else:
+                    log_p = torch.log_softmax(scores, dim=0)[items]
+                    loss = -(log_p * weights).sum() / weights.sum()
+                (loss + FOLD_IN_L2 * vector.pow(2).sum()).backward()
+                optimizer.step()
+        with torch.no_grad():
+            return self.score_user_vector(vector)

@@ -166,3 +166,14 @@ def test_the_batched_answer_equals_the_one_user_answer(recommender: Recommender)
         alone = recommender.recommend_many([user], n=6, exclude=["i3"], allowed=ITEMS[2:])[0]
         assert list(together.item_ids) == list(alone.item_ids)
         assert np.allclose(together.scores, alone.scores, atol=1e-5)
+
+
+def test_a_new_user_is_folded_in_from_three_ratings(recommender: Recommender) -> None:
+    for taste, loved in ((True, ["i1", "i4", "i7"]), (False, ["i11", "i14", "i17"])):
+        ratings = pd.DataFrame({"item_id": [*loved, "never-seen"], "rating": [5.0] * 4})
+        top = recommender.recommend_from_ratings(ratings, n=5, exclude=["i2"])
+        assert len(top.item_ids) == 5
+        assert not set(top.item_ids) & {*loved, "i2"}
+        assert all(GROUP[i] == taste for i in top.item_ids), (taste, list(top.item_ids))
+    with pytest.raises(UnknownIdError):
+        recommender.recommend_from_ratings(pd.DataFrame({"item_id": ["x"], "rating": [5.0]}))

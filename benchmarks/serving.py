@@ -1,0 +1,194 @@
+"""Serving at scale: time to ready, memory per worker, latency and throughput.
+
+    python benchmarks/serving.py                       # MovieLens-100k (the quickstart data)
+    python benchmarks/serving.py --sizes ml100k,3m     # plus a synthetic 3M-rating database
+    python benchmarks/serving.py --sizes 20m --duration 20
+
+For each size: build the database (ML-100k: `recsys quickstart --no-serve`;
+synthetic: fixed seed, Zipf-like item popularity, ingested with `recsys ingest`,
+then both objectives trained for one epoch), start `recsys serve --workers 2`,
+and report the seconds until `/ready`, each worker's RSS, and wrk's throughput
+and p50/p99 for recommendations of random known users. Beside it, in the same
+run and with the same worker count, a bare FastAPI app answers a constant
+same-shape payload through the same response model: the ratio of the two is
+what the service's own work costs. Needs wrk (Debian's package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import free_port, run_wrk, wait_ready
+
+SIZES = {  # ratings, users, items
+    "3m": (3_000_000, 250_000, 25_000),
+    "20m": (20_000_000, 1_000_000, 100_000),
+}
+LUA = """
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/users/" .. math.random(1, {n_users}) .. "/recommendations?n=10")
+end
+"""
+
+
+def constant_app() -> object:
+    """A bare FastAPI app answering a fixed 10-item payload through the same response model."""
+    from fastapi import FastAPI
+
+    from api.schemas import Recommendations
+
+    app = FastAPI()
+    payload = {
+        "user_id": "1",
+        "model_version": 1,
+        "fallback": None,
+        "items": [
+            {
+                "item_id": str(i),
+                "title": f"A film of some length, number {i} (1996)",
+                "genres": ["Drama", "Romance"],
+                "score": 0.123456789 * i,
+                "because_you_liked": "Another film of some length (1995)",
+            }
+            for i in range(10)
+        ],
+    }
+
+    @app.get("/users/{user_id}/recommendations", response_model=Recommendations)
+    async def constant(user_id: str) -> dict:
+        return payload
+
+    return app
+
+
+def synthetic(folder: Path, n_ratings: int, n_users: int, n_items: int) -> Path:
+    """Ratings with Zipf-like item popularity (fixed seed), as a parquet file."""
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    items = rng.choice(n_items, size=n_ratings, p=weights / weights.sum())
+    users = rng.integers(0, n_users, size=n_ratings)
+    frame = pd.DataFrame({"user_id": users + 1, "item_id": items + 1})
+    frame = frame.drop_duplicates(["user_id", "item_id"])
+    frame["rating"] = rng.integers(1, 6, size=len(frame)).astype(np.float32)
+    frame["timestamp"] = rng.integers(880_000_000, 890_000_000, size=len(frame))
+    path = folder / "ratings.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        kib = next(line for line in status if line.startswith("VmRSS")).split()[1]
+    return int(kib) / 1024
+
+
+def workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def prepare(size: str, folder: Path, env: dict[str, str], recsys: str) -> int:
+    """Build the database of ``size``; returns its number of users."""
+    if size == "ml100k":
+        subprocess.run([recsys, "quickstart", "--no-serve"], env=env, check=True)
+        return 943
+    n_ratings, n_users, n_items = SIZES[size]
+    path = synthetic(folder, n_ratings, n_users, n_items)
+    subprocess.run([recsys, "db", "upgrade"], env=env, check=True)
+    subprocess.run([recsys, "ingest", "ratings", str(path)], env=env, check=True)
+    for objective in ("rating", "ranking"):
+        command = [recsys, "train", "--objective", objective, "--epochs", "1"]
+        subprocess.run(command, env=env, check=True)
+    return n_users
+
+
+def measure(size: str, duration: int, connections: int, workers: int) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix=f"recsys-serving-{size}-"))
+    env = {
+        **os.environ,
+        "RECSYS_DATABASE_URL": f"sqlite:///{folder / 'recsys.db'}",
+        "RECSYS_ARTIFACT_DIR": str(folder / "artifacts"),
+    }
+    recsys = str(Path(sys.executable).with_name("recsys"))
+    n_users = prepare(size, folder, env, recsys)
+    script = folder / "users.lua"
+    script.write_text(LUA.replace("{n_users}", str(n_users)))
+    port, constant_port = free_port(), free_port()
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [recsys, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    constant = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "serving:constant_app", "--factory", "--port",
+         str(constant_port), "--workers", str(workers), "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parent,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, seconds=1800)
+        ready = time.monotonic() - started
+        rss = [rss_mib(pid) for pid in workers_of(server.pid)]
+        constant_url = f"http://127.0.0.1:{constant_port}"
+        run_wrk(url, 2, connections, script)  # warm-up
+        run_wrk(f"{constant_url}/users/1/recommendations", 2, connections, None)
+        served = run_wrk(url, duration, connections, script)
+        fixed = run_wrk(f"{constant_url}/users/1/recommendations", duration, connections, None)
+    finally:
+        for process in (server, constant):
+            process.terminate()
+            process.wait(timeout=60)
+    return {
+        "ready": ready,
+        "rss": max(rss) if rss else float("nan"),
+        "rps": served["rps"],
+        "p50": served["p50"],
+        "p99": served["p99"],
+        "errors": served["errors"] + served["socket_errors"],
+        "constant_rps": fixed["rps"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="ml100k")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    rows = {size: measure(size, args.duration, args.connections, args.workers)
+            for size in args.sizes.split(",")}  # fmt: skip
+    print(
+        f"recsys serve --workers {args.workers}; wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s on loopback, {os.cpu_count()} cores (wrk shares them)"
+    )
+    print(
+        f"{'size':<8} {'ready s':>8} {'RSS MiB':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6} {'constant':>9} {'ratio':>6}"
+    )
+    for size, r in rows.items():
+        print(
+            f"{size:<8} {r['ready']:>8.1f} {r['rss']:>8.0f} {r['rps']:>8.0f} {r['p50']:>7.2f} "
+            f"{r['p99']:>7.2f} {r['errors']:>6.0f} {r['constant_rps']:>9.0f} "
+            f"{r['rps'] / r['constant_rps']:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
