@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.served_model import ServedModel
+from recsys.collab.interactions import RatingsSnapshot
+from recsys.data.catalog import ItemCatalog
 from recsys.data.ratings import read_rating_changes
 from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
 
@@ -70,6 +72,7 @@ class ServiceState:
         not tried again; the current model of its objective (if any) keeps serving.
         """
         swapped = False
+        shared: tuple[RatingsSnapshot, ItemCatalog] | None = None  # read once per pass
         for objective in OBJECTIVES:
             version = active_version(engine, objective)
             current = self.models.get(objective)
@@ -77,7 +80,9 @@ class ServiceState:
             if version is None or version.id == served or version.id in self.refused:
                 continue
             try:
-                self.models[objective] = ServedModel.load(engine, version)
+                if shared is None:
+                    shared = (RatingsSnapshot.read(engine), ItemCatalog.from_database(engine))
+                self.models[objective] = ServedModel.load(engine, version, *shared)
             except SQLAlchemyError:
                 raise  # the database, not the version: try again at the next poll
             except Exception as error:
@@ -102,12 +107,18 @@ class ServiceState:
 
     def follow_ratings(self, engine: Engine) -> int:
         """Fold ratings written since each model was loaded — by another worker, another
-        replica or `recsys ingest` — into its seen items; returns how many were read."""
+        replica or `recsys ingest` — into its seen items; returns how many were read.
+        One query a poll, from the oldest model's last write number."""
+        models = list(self.models.values())
+        if not models:
+            return 0
+        after = min(model.recommender.seen.through for model in models)
         n_read = 0
-        for model in list(self.models.values()):
-            seen = model.recommender.seen
-            while not (changes := read_rating_changes(engine, after=seen.through)).empty:
-                model.recommender.add_feedback(changes)
-                seen.through = int(changes["seq"].iloc[-1])
-                n_read += len(changes)
+        while not (changes := read_rating_changes(engine, after=after)).empty:
+            for model in models:
+                seen = model.recommender.seen
+                model.recommender.add_feedback(changes[changes["seq"] > seen.through])
+                seen.through = max(seen.through, int(changes["seq"].iloc[-1]))
+            after = int(changes["seq"].iloc[-1])
+            n_read += len(changes)
         return n_read

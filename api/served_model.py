@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from sqlalchemy import Engine
 
+from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.recommender import Recommender
 from recsys.data.catalog import ItemCatalog
 from recsys.interpret.embeddings import bias_ranking, item_pca
@@ -36,9 +37,17 @@ class ServedModel:
     _genre_masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, engine: Engine, version: ModelVersion) -> ServedModel:
-        recommender = load_version(engine, version)
-        catalog = ItemCatalog.from_database(engine)
+    def load(
+        cls,
+        engine: Engine,
+        version: ModelVersion,
+        ratings: RatingsSnapshot | None = None,
+        catalog: ItemCatalog | None = None,
+    ) -> ServedModel:
+        """Load ``version``; ``ratings`` and ``catalog``, when given, are reads shared with
+        the other models loaded at the same time (each is a pass over every rating)."""
+        recommender = load_version(engine, version, ratings=ratings)
+        catalog = catalog if catalog is not None else ItemCatalog.from_database(engine)
         model_items = catalog.aligned(recommender.item_map.ids)
         fit_on = 20 if (model_items["n_ratings"] >= 20).sum() > 3 else 0
         item_map = item_pca(recommender, model_items, n_components=3, min_ratings=fit_on)

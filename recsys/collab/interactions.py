@@ -23,7 +23,23 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from recsys.data.ratings import LIKED_AT, IdMap, latest_write, read_ratings
+from recsys.data.ratings import LIKED_AT, IdMap, RatingsTable, latest_write, read_ratings
+
+
+@dataclass(frozen=True)
+class RatingsSnapshot:
+    """Every rating in the database, with the number of the latest write it includes.
+
+    Read once, it seeds the seen items of every model a worker loads together.
+    """
+
+    through: int
+    table: RatingsTable
+
+    @classmethod
+    def read(cls, engine: Engine) -> RatingsSnapshot:
+        through = latest_write(engine)  # read first: a later write is re-read, never missed
+        return cls(through, read_ratings(engine))
 
 
 @dataclass(eq=False)
@@ -65,17 +81,21 @@ class Interactions:
     @classmethod
     def from_database(cls, engine: Engine, user_map: IdMap, item_map: IdMap) -> Interactions:
         """Every rating in the database of a user and an item both in the maps."""
-        through = latest_write(engine)  # read first: a later write is re-read, never missed
-        table = read_ratings(engine)
-        user_lookup = _lookup(table.user_map, user_map)
-        item_lookup = _lookup(table.item_map, item_map)
-        users = user_lookup[table.users.numpy()]
-        items = item_lookup[table.items.numpy()]
+        return cls.from_snapshot(RatingsSnapshot.read(engine), user_map, item_map)
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: RatingsSnapshot, user_map: IdMap, item_map: IdMap
+    ) -> Interactions:
+        """The ratings of ``snapshot`` of a user and an item both in the maps."""
+        table = snapshot.table
+        users = _lookup(table.user_map, user_map)[table.users.numpy()]
+        items = _lookup(table.item_map, item_map)[table.items.numpy()]
         known = (users >= 0) & (items >= 0)
         interactions = cls.from_ratings(
             users[known], items[known], table.ratings.numpy()[known], len(user_map), len(item_map)
         )
-        interactions.through = through
+        interactions.through = snapshot.through
         return interactions
 
     @property

@@ -24,7 +24,7 @@ import torch
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsys.collab.interactions import Interactions
+from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.db.engine import write_transaction
 from recsys.db.tables import model_versions
@@ -307,13 +307,18 @@ def _alive(pid: int) -> bool:
 
 
 def load_version(
-    engine: Engine, version: ModelVersion, device: str | torch.device = "cpu"
+    engine: Engine,
+    version: ModelVersion,
+    device: str | torch.device = "cpu",
+    ratings: RatingsSnapshot | None = None,
 ) -> Recommender:
     """The version as a Recommender for serving: its seen items are every rating the
-    database holds for its users, not only the ones it was trained on."""
+    database holds for its users, not only the ones it was trained on (``ratings``: a
+    snapshot already read, shared by the models loaded together)."""
     if version.artifact_path is None:
         raise ActivationError(f"model version {version.id} is {version.status}, not ready")
     recommender = load_recommender(version.artifact_path, device)
+    snapshot = ratings if ratings is not None else RatingsSnapshot.read(engine)
     return recommender.with_seen(
-        Interactions.from_database(engine, recommender.user_map, recommender.item_map)
+        Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)
     )
