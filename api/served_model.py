@@ -1,8 +1,8 @@
 """One model version as the service holds it: the Recommender and the tables around it.
 
 Everything a request needs besides the Recommender is built once per load — the
-item catalog, titles and genres by model index, genre masks, the explorer map —
-so answering is a call into the library plus a list comprehension, with no
+item catalog, each item's JSON entry by model index, genre masks, the explorer
+map — so answering is a call into the library plus joining bytes, with no
 database round-trip. No recommendation logic lives here: the Recommender decides
 what to recommend; this module only names and describes what it returns.
 """
@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from sqlalchemy import Engine
 
+from api.recommendation_json import ItemFragments
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.recommender import Recommender
 from recsys.data.catalog import ItemCatalog
@@ -30,8 +31,7 @@ class ServedModel:
     version: ModelVersion
     recommender: Recommender
     catalog: ItemCatalog  # every item in the database
-    item_titles: list[str | None]  # by model item index
-    item_genres: list[list[str]]  # by model item index
+    fragments: ItemFragments  # by model item index: the JSON of its recommendation entry
     explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
     explained_variance: list[float]
     _genre_masks: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -63,8 +63,11 @@ class ServedModel:
             version,
             recommender,
             catalog,
-            [t if isinstance(t, str) else None for t in model_items["title"]],
-            list(model_items["genres"]),
+            ItemFragments(
+                recommender.item_map.ids,
+                [t if isinstance(t, str) else None for t in model_items["title"]],
+                list(model_items["genres"]),
+            ),
             explorer,
             [float(v) for v in item_map.explained_variance],
         )

@@ -7,7 +7,7 @@
 For each size: build the database (ML-100k: `recsys quickstart --no-serve`;
 synthetic: fixed seed, Zipf-like item popularity, ingested with `recsys ingest`,
 then both objectives trained for one epoch), start `recsys serve --workers 2`,
-and report the seconds until `/ready`, each worker's RSS, and wrk's throughput
+and report the seconds until every worker is ready, each worker's RSS, and wrk's throughput
 and p50/p99 for recommendations of random known users. Beside it, in the same
 run and with the same worker count, a bare FastAPI app answers a constant
 same-shape payload through the same response model: the ratio of the two is
@@ -87,6 +87,17 @@ def synthetic(folder: Path, n_ratings: int, n_users: int, n_items: int) -> Path:
     return path
 
 
+def wait_all_ready(url: str, log: Path, workers: int, seconds: float) -> None:
+    """Until every worker has loaded its models: one worker answering /ready says
+    nothing of the others, which would still be loading while wrk runs."""
+    deadline = time.monotonic() + seconds
+    wait_ready(url, seconds)
+    while log.read_text().count("Application startup complete") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not all {workers} workers were ready within {seconds} s")
+        time.sleep(0.2)
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         kib = next(line for line in status if line.startswith("VmRSS")).split()[1]
@@ -125,12 +136,13 @@ def measure(size: str, duration: int, connections: int, workers: int) -> dict[st
     script = folder / "users.lua"
     script.write_text(LUA.replace("{n_users}", str(n_users)))
     port, constant_port = free_port(), free_port()
+    log = folder / "serve.log"
     started = time.monotonic()
     server = subprocess.Popen(
         [recsys, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
     )
     constant = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "serving:constant_app", "--factory", "--port",
@@ -140,7 +152,7 @@ def measure(size: str, duration: int, connections: int, workers: int) -> dict[st
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, seconds=1800)
+        wait_all_ready(url, log, workers, seconds=1800)
         ready = time.monotonic() - started
         rss = [rss_mib(pid) for pid in workers_of(server.pid)]
         constant_url = f"http://127.0.0.1:{constant_port}"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Annotated, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from api.deps import EngineDep, ModelDep, RecommendingModelDep, StateDep
+from api.deps import ModelDep, RecommendingModelDep
 from api.errors import ServiceError
 from api.model_swaps import ServiceState
+from api.recommendation_json import recommendations_response
 from api.schemas import PopularItem, Recommendations, SessionRequest
 from api.served_model import ServedModel
 from recsys.collab.recommender import TopItems
@@ -28,14 +30,12 @@ Genre = Annotated[str | None, Query(max_length=64, description="Only items of th
 async def user_recommendations(
     user_id: str,
     model: RecommendingModelDep,
-    engine: EngineDep,
-    state: StateDep,
-    response: Response,
+    request: Request,
     n: N = 10,
     exclude_seen: bool = True,
     genre: Genre = None,
     fallback: Annotated[Literal["none", "popular"], Query()] = "none",
-) -> dict:
+) -> Response:
     """Top-n items for the user, best first, items they rated left out by default.
 
     They come from the active ranking model when there is one (else the rating
@@ -59,17 +59,12 @@ async def user_recommendations(
             items, used_fallback = described(model, top, user_id), None
         else:
             items, used_fallback, model = await unknown_user(
-                user_id, model, engine, state, n, exclude_seen, genre, fallback
-            )
+                user_id, model, request.app.state.engine, request.app.state.service,
+                n, exclude_seen, genre, fallback,
+            )  # fmt: skip
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None
-    response.headers["X-Model-Version"] = str(model.version.id)
-    return {
-        "user_id": user_id,
-        "model_version": model.version.id,
-        "fallback": used_fallback,
-        "items": items,
-    }
+    return recommendations_response(user_id, model.version.id, used_fallback, items)
 
 
 async def unknown_user(
@@ -81,7 +76,7 @@ async def unknown_user(
     exclude_seen: bool,
     genre: str | None,
     fallback: str,
-) -> tuple[list[dict], str, ServedModel]:
+) -> tuple[bytes, str, ServedModel]:
     """A user the model never saw: folded in from their ratings in the database when they
     have some of items it knows, else from their profile by a model that reads metadata,
     else the popularity list when asked for; 404 otherwise."""
@@ -105,9 +100,16 @@ async def unknown_user(
     if fallback == "popular":
         rows = await run_in_threadpool(popular_rows, model, n, genre, seen)
         items = [
-            {**row, "score": float(row["n_ratings"]), "because_you_liked": None} for row in rows
+            {
+                "item_id": row["item_id"],
+                "title": row["title"],
+                "genres": row["genres"],
+                "score": float(row["n_ratings"]),
+                "because_you_liked": None,
+            }
+            for row in rows
         ]
-        return items, "popular", model
+        return json.dumps(items).encode(), "popular", model
     raise ServiceError(
         404,
         "unknown_user",
@@ -118,8 +120,8 @@ async def unknown_user(
 
 @router.post("/users/{user_id}/recommendations", response_model=Recommendations)
 async def session_recommendations(
-    user_id: str, body: SessionRequest, model: RecommendingModelDep, response: Response
-) -> dict:
+    user_id: str, body: SessionRequest, model: RecommendingModelDep
+) -> Response:
     """Recommendations for an anonymous session ("people who just looked at these"): the
     given items are folded in as the session's interactions and left out of the answer.
     Nothing is stored; ``user_id`` only labels the answer."""
@@ -135,35 +137,18 @@ async def session_recommendations(
     top = await run_in_threadpool(
         partial(model.recommender.recommend_from_ratings, session, body.n, allowed=mask)
     )
-    response.headers["X-Model-Version"] = str(model.version.id)
-    return {
-        "user_id": user_id,
-        "model_version": model.version.id,
-        "fallback": "fold_in",
-        "items": described(model, top),
-    }
+    return recommendations_response(user_id, model.version.id, "fold_in", described(model, top))
 
 
-def described(model: ServedModel, top: TopItems, user_id: str | None = None) -> list[dict]:
-    """The ranked items with their titles and genres, and for a known user the liked item
-    most like each one ("because you liked")."""
-    reasons: list[str | None] = [None] * len(top.indices)
+def described(model: ServedModel, top: TopItems, user_id: str | None = None) -> bytes:
+    """The ranked items as JSON, with their titles and genres, and for a known user the
+    liked item most like each one ("because you liked")."""
+    reasons: list[int | None] = [None] * len(top.indices)
     if user_id is not None:
         for row, reason in enumerate(model.recommender.because_you_liked(user_id, top.item_ids)):
             if len(reason.indices):
-                reasons[row] = model.item_titles[reason.indices[0]]
-    return [
-        {
-            "item_id": str(item_id),
-            "title": model.item_titles[index],
-            "genres": model.item_genres[index],
-            "score": float(score),
-            "because_you_liked": reason,
-        }
-        for item_id, index, score, reason in zip(
-            top.item_ids, top.indices.tolist(), top.scores.tolist(), reasons, strict=True
-        )
-    ]
+                reasons[row] = int(reason.indices[0])
+    return model.fragments.items(top, reasons)
 
 
 def known_profile(engine: Engine, user_id: str) -> dict | None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 from fastapi.testclient import TestClient
 
+from api.recommendation_json import ItemFragments
+from api.schemas import Recommendations
+from recsys.collab.recommender import TopItems
 from tests.factories import two_taste_groups
 
 
@@ -70,3 +76,34 @@ def test_bad_parameters_are_422_in_the_error_shape(client: TestClient) -> None:
         response = client.get("/users/u0/recommendations", params=params)
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_every_answer_parses_as_the_documented_schema(client: TestClient) -> None:
+    """The body is written from pre-encoded fragments, not by FastAPI: each kind of answer
+    must still be exactly the Recommendations schema, titles with quotes included."""
+    answers = [
+        client.get("/users/u0/recommendations", params={"n": 3}),
+        client.get("/users/u0/recommendations", params={"n": 3, "genre": "horror"}),
+        client.get("/users/stranger/recommendations", params={"fallback": "popular"}),
+        client.post("/users/anonymous/recommendations", json={"items": ["i0", "i1"], "n": 3}),
+    ]
+    for response in answers:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        parsed = Recommendations.model_validate_json(response.content)
+        assert parsed.model_dump(mode="json") == response.json()  # no extra keys
+        assert response.headers["X-Model-Version"] == str(parsed.model_version)
+    assert [a.json()["fallback"] for a in answers] == [None, None, "popular", "fold_in"]
+
+
+def test_fragments_encode_any_title() -> None:
+    top = TopItems(np.array(["a\"b", "é"], dtype=object), np.array([0.5, -1e-7]), np.arange(2))
+    fragments = ItemFragments(["a\"b", "é"], ['Say "hi"\n', None], [["Drama"], []])
+    items = json.loads(fragments.items(top, [1, None]))
+    assert items == [
+        {"item_id": 'a"b', "title": 'Say "hi"\n', "genres": ["Drama"], "score": 0.5,
+         "because_you_liked": None},
+        {"item_id": "é", "title": None, "genres": [], "score": -1e-7,
+         "because_you_liked": None},
+    ]  # fmt: skip
+    assert json.loads(fragments.items(top, [0, 0]))[0]["because_you_liked"] == 'Say "hi"\n'
