@@ -40,6 +40,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             # WAL lets the API read while the training job or ingestion writes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA cache_size=-262144")
             cursor.close()
             # Let SQLAlchemy, not the sqlite3 module, decide where transactions
             # begin, so ingestion is one real all-or-nothing transaction.

@@ -444,7 +444,8 @@ def _merge(connection: Connection, staging: MetaData, ratings_read: int) -> Inge
             literal(seq, BigInteger),
         )
         .select_from(joined)
-        .where(true()),
+        .where(true())
+        .order_by(users.c.id, items.c.id),
     )
     statement = statement.on_conflict_do_update(
         index_elements=[ratings.c.user_id, ratings.c.item_id],
