@@ -20,9 +20,9 @@ from recsys.settings import Settings, get_settings
 from recsys.train import distributed
 
 
-def _train_config(settings: Settings, split: str | None, **options: Any) -> TrainConfig:
-    if split not in (None, "random", "temporal"):
-        raise fail(f"--split must be random or temporal, not {split!r}")
+def _train_config(settings: Settings, split: str, **options: Any) -> TrainConfig:
+    if split not in ("time", "temporal", "random"):
+        raise fail(f"--split must be time, temporal or random, not {split!r}")
     try:
         return TrainConfig(split=split, device=settings.device, **options)
     except ValueError as error:
@@ -39,9 +39,13 @@ def train(
     factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
     l2: float | None = typer.Option(None, min=0.0, help="EASE's ridge [tuned default]."),
     batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
-    valid_pct: float = typer.Option(0.2, help="Fraction of ratings held out for validation."),
-    split: str | None = typer.Option(
-        None, help="random, or temporal (each user's latest) [random; temporal to rank]."
+    valid_pct: float = typer.Option(0.1, help="Fraction of ratings held out to choose on."),
+    split: str = typer.Option(
+        "time",
+        help="Hold-out: time (the latest ratings of all), temporal (each user's latest) or random.",
+    ),
+    refit: bool = typer.Option(
+        True, help="Refit on every rating with the epochs chosen on the hold-out."
     ),
     seed: int = typer.Option(42, help="Seed of the split and the initial weights."),
     promote: str = typer.Option(
@@ -62,6 +66,7 @@ def train(
         n_factors=factors,
         batch_size=batch_size,
         valid_pct=valid_pct,
+        refit=refit,
         seed=seed,
     )
     if promote not in ("auto", "always", "never"):
@@ -72,17 +77,23 @@ def train(
             result = train_and_register(engine, config, settings.artifact_dir, promote=promote)
         except ValueError as error:
             raise fail(str(error)) from None
-    if result.learn.context is not None:
+    selected = result.fitted.selected
+    if selected.context is not None:
         distributed.barrier()
         torch.distributed.destroy_process_group()
-        if not result.learn.context.is_main:
+        if not selected.context.is_main:
             return
-    metrics = result.learn.served_metrics()
-    shown = result.learn.summary_metrics
+    metrics = selected.served_metrics()
+    shown = selected.summary_metrics
     state = "is now active" if result.promoted else "was not promoted"
+    refit = (
+        f"; refitted on all {result.fitted.served.data.dls.train.n_rows:,} ratings"
+        if result.fitted.served is not selected
+        else ""
+    )
     out.print(
         f"{config.objective} model version {result.version_id} {state}: {result.reason} "
-        f"(valid {', '.join(f'{name} {metrics[name]:.4f}' for name in shown)})",
+        f"(hold-out {', '.join(f'{name} {metrics[name]:.4f}' for name in shown)}{refit})",
         highlight=False,
     )
 
@@ -99,12 +110,18 @@ def evaluate(
 
     settings = get_settings()
     config = _train_config(
-        settings, "temporal", objective=objective, model=model, valid_pct=valid_pct, seed=seed
+        settings,
+        "temporal",
+        objective=objective,
+        model=model,
+        valid_pct=valid_pct,
+        seed=seed,
+        refit=False,  # the model is judged on the split it was fitted beside
     )
     with database() as engine:
         require_schema(engine)
         try:
-            learn = train_from_database(engine, config)
+            learn = train_from_database(engine, config).selected
         except ValueError as error:
             raise fail(str(error)) from None
     results = evaluate_learner(learn, k=k)

@@ -80,10 +80,18 @@ class CollabLearner(Learner):
         last = self.recorder.rows[-1]
         return {name: last[name] for name in self.reported_metrics if name in last}
 
-    def compare_with(self, active: Recommender) -> tuple[float, float, int]:
-        """This model's and ``active``'s selection metric on this learner's held-out data,
-        restricted to what both can answer, and how many ratings or users that was."""
-        return compare_ratings(self, active)
+    def compare_with(
+        self, active: Recommender, rows: np.ndarray | None = None
+    ) -> tuple[float, float, int]:
+        """This model's and ``active``'s selection metric on this learner's held-out data
+        (only the validation ``rows`` marked True, when given), restricted to what both
+        can answer, and how many ratings or users that was."""
+        return compare_ratings(self, active, rows)
+
+    def chosen_epochs(self) -> int | None:
+        """How many epochs a refit on all the data runs (None: it is a closed-form
+        solve): the validated weights are the last epoch's, so all of them."""
+        return self.n_epoch
 
     def extra_state(self) -> dict[str, Any]:
         seen = self.data.seen

@@ -19,12 +19,13 @@ from sqlalchemy import Engine
 from recsys.collab.interactions import Interactions
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.ratings import IdMap, RatingsTable, read_ratings
-from recsys.data.splits import Split, random_split, temporal_split
+from recsys.data.splits import Split, random_split, temporal_split, time_split
 
 DEFAULT_BATCH_SIZE = 512
 # Large data sets get large batches: per-row cost dominates there, and 4096-row
 # batches still give thousands of steps per epoch.
 LARGE_DATA_ROWS, LARGE_BATCH_SIZE = 1_000_000, 4096
+SplitName = Literal["random", "temporal", "time"]
 
 
 def default_batch_size(n_train: int) -> int:
@@ -41,6 +42,8 @@ class CollabData:
     item_map: IdMap
     seen: Interactions  # the training ratings
     n_valid_dropped: int = 0
+    # Unix seconds of each validation row, when the ratings came with times.
+    valid_times: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -89,14 +92,18 @@ class CollabData:
         table: RatingsTable,
         valid_pct: float = 0.2,
         seed: int = 42,
-        split: Literal["random", "temporal"] = "random",
+        split: SplitName = "random",
         batch_size: int | None = None,
     ) -> CollabData:
-        """From ratings read out of the database, split at random or per user in time."""
+        """From ratings read out of the database, split at random, per user in time
+        (``temporal``) or at one cutoff in time (``time``); see recsys.data.splits."""
+        timestamps = table.timestamps.numpy()
         if split == "random":
             rows = random_split(len(table), valid_pct, seed)
+        elif split == "temporal":
+            rows = temporal_split(table.users.numpy(), timestamps, valid_pct)
         else:
-            rows = temporal_split(table.users.numpy(), table.timestamps.numpy(), valid_pct)
+            rows = time_split(timestamps, valid_pct)
         return cls._build(
             table.users.numpy(),
             table.items.numpy(),
@@ -106,6 +113,7 @@ class CollabData:
             rows,
             batch_size,
             seed,
+            timestamps,
         )
 
     @classmethod
@@ -124,6 +132,7 @@ class CollabData:
         split: Split,
         batch_size: int | None,
         seed: int,
+        timestamps: np.ndarray | None = None,
     ) -> CollabData:
         # Re-index on training rows only; validation rows with unseen ids are dropped.
         user_index, user_map = _reindex(users, split.train, user_map)
@@ -145,6 +154,7 @@ class CollabData:
                 train_users, train_items, ratings[split.train], len(user_map), len(item_map)
             ),
             n_valid_dropped=len(split.valid) - len(valid),
+            valid_times=None if timestamps is None else timestamps[valid],
         )
 
 

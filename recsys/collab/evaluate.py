@@ -118,15 +118,20 @@ def evaluate(
     return results
 
 
-def compare_ratings(learn: CollabLearner, active: Recommender) -> tuple[float, float, int]:
-    """RMSE of the learner and of ``active`` on the learner's held-out ratings whose user
-    and item ``active`` knows (lower is better), and how many ratings that is."""
+def compare_ratings(
+    learn: CollabLearner, active: Recommender, rows: np.ndarray | None = None
+) -> tuple[float, float, int]:
+    """RMSE of the learner and of ``active`` on the learner's held-out ratings (those of
+    ``rows``, when given) whose user and item ``active`` knows (lower is better), and
+    how many ratings that is."""
     x, _y = (t.cpu() for t in learn.data.dls.valid.tensors)
     users = learn.data.user_map.ids[x[:, 0].numpy()]
     items = learn.data.item_map.ids[x[:, 1].numpy()]
     known = pd.Series(users).isin(active.user_map.ids).to_numpy() & (
         pd.Series(items).isin(active.item_map.ids).to_numpy()
     )
+    if rows is not None:
+        known &= rows
     if not known.any():
         return float("nan"), float("nan"), 0
     new_predictions, targets = (t.cpu().numpy() for t in learn.get_preds())
@@ -140,9 +145,12 @@ def compare_ratings(learn: CollabLearner, active: Recommender) -> tuple[float, f
     return rmse(new_predictions[known]), rmse(old_predictions), int(known.sum())
 
 
-def compare_rankings(learn: CollabLearner, active: Recommender) -> tuple[float, float, int]:
-    """NDCG@10 of the learner and of ``active`` on the held-out users both know (higher is
-    better; ``active`` cannot recommend items it never saw), and how many users."""
+def compare_rankings(
+    learn: CollabLearner, active: Recommender, rows: np.ndarray | None = None
+) -> tuple[float, float, int]:
+    """NDCG@10 of the learner and of ``active`` on the held-out users both know, from
+    their held-out ratings (those of ``rows``, when given); higher is better, and
+    ``active`` cannot recommend items it never saw. Also how many users."""
     data = learn.data
     user_lookup = np.array([active.user_map.position(u) for u in data.user_map.ids])
     item_lookup = torch.from_numpy(
@@ -151,6 +159,8 @@ def compare_rankings(learn: CollabLearner, active: Recommender) -> tuple[float, 
     known_items = item_lookup >= 0
     x, y = (t.cpu() for t in data.dls.valid.tensors)
     keep = user_lookup[x[:, 0].numpy()] >= 0
+    if rows is not None:
+        keep &= rows
     valid = (x[keep, 0].numpy(), x[keep, 1].numpy(), y[keep].numpy())
 
     def old_scores(users: torch.Tensor) -> torch.Tensor:

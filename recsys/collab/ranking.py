@@ -93,8 +93,14 @@ class RankingLearner(CollabLearner):
             "epoch": best["epoch"]
         }
 
-    def compare_with(self, active: Recommender) -> tuple[float, float, int]:
-        return compare_rankings(self, active)
+    def compare_with(
+        self, active: Recommender, rows: np.ndarray | None = None
+    ) -> tuple[float, float, int]:
+        return compare_rankings(self, active, rows)
+
+    def chosen_epochs(self) -> int | None:
+        """The best-NDCG epoch's count: the weights kept are that epoch's."""
+        return int(self.served_metrics()["epoch"]) + 1
 
     def ranking_metrics(self, k: int = 10, relevant_at: float = LIKED_AT) -> dict[str, float]:
         """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
@@ -140,7 +146,8 @@ class EASELearner(RankingLearner):
         x = x.cpu().numpy()
         model = fit_ease(x[:, 0], x[:, 1], self.data.n_users, self.data.n_items, self.l2)
         self.model = self.train_model = model.to(self.device)
-        self.valid_results = self.ranking_metrics(self.k)
+        has_valid = len(self.data.dls.valid) > 0  # none in a refit on all the data
+        self.valid_results = self.ranking_metrics(self.k) if has_valid else {}
         self.recorder.rows = [
             {"epoch": 0.0, **self.valid_results, "time": time.perf_counter() - started}
         ]
@@ -159,6 +166,9 @@ class EASELearner(RankingLearner):
 
     def lr_find(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("EASE is solved in closed form: it has no learning rate to find")
+
+    def chosen_epochs(self) -> int | None:
+        return None  # nothing to choose: the solve is the same on more data
 
 
 def _refuse_schedule(given: dict[str, Any]) -> None:

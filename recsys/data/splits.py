@@ -2,7 +2,9 @@
 
 A split is two arrays of row positions. ``random_split`` is the usual rating
 benchmark split; ``temporal_split`` holds out each user's latest ratings, which
-is what "predict what this user does next" needs for top-N evaluation.
+is what "predict what this user does next" needs for top-N evaluation (and what
+published numbers use); ``time_split`` holds out everything after one cutoff in
+time, what the training job selects models and gates promotions on.
 """
 
 from __future__ import annotations
@@ -54,3 +56,18 @@ def temporal_split(users: np.ndarray, timestamps: np.ndarray, valid_pct: float =
     is_valid = np.zeros(n_rows, dtype=bool)
     is_valid[order] = is_valid_sorted
     return Split(train=np.flatnonzero(~is_valid), valid=np.flatnonzero(is_valid))
+
+
+def time_split(timestamps: np.ndarray, valid_pct: float = 0.1) -> Split:
+    """Hold out the latest ``valid_pct`` of all ratings by time: one cutoff for everyone.
+
+    Unlike :func:`temporal_split`, no held-out rating is older than any training
+    rating, so nothing the model trains on comes from after what it is judged on;
+    it is the split that model selection and the promotion gate use. Ties in time
+    keep the rows' order.
+    """
+    _check_fraction(valid_pct)
+    timestamps = np.asarray(timestamps)
+    order = np.argsort(timestamps, kind="stable")
+    n_train = len(order) - round(valid_pct * len(order))
+    return Split(train=np.sort(order[:n_train]), valid=np.sort(order[n_train:]))

@@ -12,7 +12,7 @@ import torch
 from sqlalchemy import Engine, func, select
 
 from recsys.collab.collab_learner import CollabLearner, collab_learner
-from recsys.collab.dataset import CollabData
+from recsys.collab.dataset import CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.ranking import EASE_L2, ranking_learner
 from recsys.data.ratings import RatingsTable, read_ratings
@@ -48,9 +48,12 @@ class TrainConfig:
     wd: float | None = None
     l2: float | None = None  # EASE's ridge
     batch_size: int | None = None  # None: 512 (1024 to rank), or 4096 from 1M ratings
-    valid_pct: float = 0.2
-    # None: random for rating models, per-user temporal for ranking models.
-    split: Literal["random", "temporal"] | None = None
+    valid_pct: float = 0.1
+    # time: the latest valid_pct of all ratings (one cutoff); temporal: each user's
+    # latest; random. See recsys.data.splits.
+    split: SplitName = "time"
+    # Refit on every rating with the settings chosen on the hold-out (see fit_select_refit).
+    refit: bool = True
     seed: int = 42
     y_range: tuple[float, float] = (0.0, 5.5)
     device: str = "auto"
@@ -72,31 +75,67 @@ class TrainConfig:
                     f"ease is solved in closed form: {', '.join(given)} do not apply (use l2)"
                 )
 
-    @property
-    def resolved_split(self) -> Literal["random", "temporal"]:
-        if self.split is not None:
-            return self.split
-        return "temporal" if self.objective == "ranking" else "random"
+
+@dataclass(frozen=True)
+class FittedModel:
+    """The two stages of a training run.
+
+    ``selected`` was fitted on the training part and chose its settings (epochs) on
+    the hold-out: its validation metrics are the run's metrics, and the promotion
+    gate judges it. ``served`` was fitted from scratch on every rating with those
+    settings (``epochs``), and is the model that is saved and served; without a
+    refit it is ``selected`` itself.
+    """
+
+    selected: CollabLearner
+    served: CollabLearner
+    epochs: int | None
 
 
-def train_from_database(
-    engine: Engine, config: TrainConfig, progress: bool = True
-) -> CollabLearner:
-    """Read all ratings, split them, and fit the configured model (one-cycle, or EASE's solve)."""
-    table = read_ratings(engine, with_metadata=config.model == "hybrid")
-    if len(table) == 0:
-        raise ValueError("the database has no ratings: load some first (recsys load / ingest)")
+def fit_select_refit(
+    table: RatingsTable, config: TrainConfig, progress: bool = True
+) -> FittedModel:
+    """Fit on the training part, choose the epoch count on the hold-out, then refit on
+    all of ``table`` for that many epochs (one code path for the job and benchmarks).
+
+    Serving the model of stage one would leave the hold-out unlearned: with a time
+    cutoff, those are everyone's latest ratings, the ones that say most about what
+    they do next.
+    """
     torch.manual_seed(config.seed)
     data = CollabData.from_table(
         table,
         valid_pct=config.valid_pct,
         seed=config.seed,
-        split=config.resolved_split,
+        split=config.split,
         batch_size=config.batch_size,
     )
-    learn = build_learner(data, table, config, progress)
-    learn.fit_one_cycle(config.epochs, config.lr, config.wd)
-    return learn
+    if data.dls.valid.n_rows == 0:
+        raise ValueError(
+            f"the {config.split} hold-out ({config.valid_pct:.0%} of {len(table):,} ratings) "
+            "has no rating of a user and an item the training part knows: nothing to choose "
+            "on; hold out more (--valid-pct) or split otherwise (--split)"
+        )
+    selected = build_learner(data, table, config, progress)
+    selected.fit_one_cycle(config.epochs, config.lr, config.wd)
+    if not config.refit:
+        return FittedModel(selected, selected, selected.chosen_epochs())
+    epochs = selected.chosen_epochs()
+    torch.manual_seed(config.seed)
+    everything = CollabData.from_table(
+        table, valid_pct=0.0, seed=config.seed, batch_size=data.dls.train.batch_size
+    )
+    served = build_learner(everything, table, config, progress)
+    served.fit_one_cycle(epochs, config.lr, config.wd)
+    return FittedModel(selected, served, epochs)
+
+
+def train_from_database(engine: Engine, config: TrainConfig, progress: bool = True) -> FittedModel:
+    """Read all ratings, then :func:`fit_select_refit`."""
+    table = read_ratings(engine, with_metadata=config.model == "hybrid")
+    if len(table) == 0:
+        raise ValueError("the database has no ratings: load some first (recsys load / ingest)")
+    return fit_select_refit(table, config, progress)
 
 
 def build_learner(
@@ -156,7 +195,7 @@ class TrainResult:
     """A finished run: its version, whether it is now served, and why."""
 
     version_id: int
-    learn: CollabLearner
+    fitted: FittedModel
     promoted: bool
     reason: str
 
@@ -192,22 +231,29 @@ def train_and_register(
     try:
         snapshot = data_snapshot(engine)
         with heartbeats(engine, version_id):
-            learn = train_from_database(engine, config, progress)
+            fitted = train_from_database(engine, config, progress)
         metadata = {
             "version_id": version_id,
             "config": asdict(config),
             "data": snapshot,
+            "refit_epochs": fitted.epochs,
             "libraries": library_versions(),
         }
         name = f"{version_id}-{config.objective}-{config.model}.pt"
-        path = learn.save(artifact_dir / "versions" / name, metadata)
-        metrics = learn.served_metrics()
-        metrics["n_train"] = learn.data.dls.train.n_rows
-        metrics["n_valid"] = learn.data.dls.valid.n_rows
+        path = fitted.served.save(artifact_dir / "versions" / name, metadata)
+        selected = fitted.selected
+        metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
+        metrics["n_train"] = selected.data.dls.train.n_rows
+        metrics["n_valid"] = selected.data.dls.valid.n_rows
+        metrics["refit"] = fitted.served is not selected
+        metrics["n_served_model_ratings"] = fitted.served.data.dls.train.n_rows
+        if fitted.epochs is not None:
+            metrics["epochs"] = fitted.epochs
         metrics.update(snapshot)
-        promoted, reason = decide(engine, learn, promote, metrics)
+        promoted, reason = decide(engine, selected, promote, metrics)
+        metrics["promotion"] = reason
         finish_version(engine, version_id, metrics, path, activate=promoted)
     except BaseException as error:
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise
-    return TrainResult(version_id, learn, promoted, reason)
+    return TrainResult(version_id, fitted, promoted, reason)

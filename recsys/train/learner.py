@@ -259,6 +259,8 @@ class Learner:
         self.model.eval()
         self.training = False
         try:
+            if len(self.dls.valid) == 0:  # nothing held out: a refit on all the data
+                raise CancelValidation
             self._event("before_validate")
             self.valid_results = self._validate()
             self._event("after_validate")

@@ -97,8 +97,8 @@ def test_every_answer_parses_as_the_documented_schema(client: TestClient) -> Non
 
 
 def test_fragments_encode_any_title() -> None:
-    top = TopItems(np.array(["a\"b", "é"], dtype=object), np.array([0.5, -1e-7]), np.arange(2))
-    fragments = ItemFragments(["a\"b", "é"], ['Say "hi"\n', None], [["Drama"], []])
+    top = TopItems(np.array(['a"b', "é"], dtype=object), np.array([0.5, -1e-7]), np.arange(2))
+    fragments = ItemFragments(['a"b', "é"], ['Say "hi"\n', None], [["Drama"], []])
     items = json.loads(fragments.items(top, [1, None]))
     assert items == [
         {"item_id": 'a"b', "title": 'Say "hi"\n', "genres": ["Drama"], "score": 0.5,

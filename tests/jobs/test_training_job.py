@@ -7,9 +7,12 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, update
 
@@ -30,7 +33,7 @@ from recsys.jobs.model_versions import (
     start_version,
 )
 from recsys.jobs.training_job import TrainConfig, train_and_register
-from tests.factories import two_taste_groups
+from tests.factories import taste_groups_with_unrated, two_taste_groups
 
 SMALL = TrainConfig(epochs=2, batch_size=64, n_factors=4, device="cpu")
 
@@ -77,7 +80,15 @@ def load_taste_groups(engine: Engine) -> None:
     ingest(engine, from_frame("ratings", train, 500))
 
 
-def test_auto_promotion_needs_a_better_rmse_on_the_same_held_out_ratings(
+def newer_ratings(engine: Engine) -> pd.DataFrame:
+    """Each user's held-out favourite, rated after everything loaded so far."""
+    _, held_out = two_taste_groups()
+    held_out = held_out.assign(timestamp=5_000)
+    ingest(engine, from_frame("ratings", held_out, 500))
+    return held_out
+
+
+def test_the_gate_judges_both_models_only_on_ratings_neither_trained_on(
     engine: Engine, tmp_path: Path
 ) -> None:
     load_taste_groups(engine)
@@ -85,17 +96,69 @@ def test_auto_promotion_needs_a_better_rmse_on_the_same_held_out_ratings(
     first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
     assert first.promoted
     assert first.reason == "no rating version was active"
+    newer = newer_ratings(engine)
 
     worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
     second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")
     assert not second.promoted
     assert "does not beat the active version's" in second.reason
+    # Exactly the ratings added after the active version's snapshot (those the new
+    # model can score: i19 is all in its hold-out), and the active model's RMSE on them.
+    scorable = newer[newer["item_id"].isin(second.fitted.selected.data.item_map.ids)]
+    assert 0 < len(scorable) < len(newer)
+    assert f"on {len(scorable)} held-out ratings newer than anything either" in second.reason
+    judged = get_version(engine, second.version_id).metrics
+    assert judged["gate_compared"] == len(scorable)
+    served = load_recommender(get_version(engine, first.version_id).artifact_path)
+    errors = served.predict(scorable) - scorable["rating"].to_numpy()
+    assert judged["gate_active_rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
     assert active_version(engine).id == first.version_id
     assert list_versions(engine)[0].status == "ready"  # kept, just not served
 
     never = train_and_register(engine, good, tmp_path, progress=False, promote="never")
     assert not never.promoted
     assert active_version(engine).id == first.version_id
+
+
+def test_with_no_new_ratings_the_gate_falls_back_to_the_recorded_hold_out_metric(
+    engine: Engine, tmp_path: Path
+) -> None:
+    load_taste_groups(engine)
+    good = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
+    first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
+    worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
+    second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")
+    assert not second.promoted
+    recorded = get_version(engine, first.version_id).metrics["rmse"]
+    assert second.reason.startswith(
+        "only 0 held-out ratings are newer than the active version's data (fewer than 20): "
+        "hold-out RMSE "
+    )
+    assert second.reason.endswith(f"is worse than the {recorded:.4f} it recorded")
+
+
+def test_the_served_model_is_refitted_on_every_rating(engine: Engine, tmp_path: Path) -> None:
+    """A user whose only ratings are the latest (all in the hold-out) is unknown to the
+    model that chose the epochs, and known to the one that is served."""
+    load_taste_groups(engine)
+    late = pd.DataFrame(
+        {"user_id": "late", "item_id": [f"i{i}" for i in range(10)], "rating": 5.0,
+         "timestamp": 9_000}
+    )  # fmt: skip
+    ingest(engine, from_frame("ratings", late, 500))
+    refitted = train_and_register(engine, SMALL, tmp_path, progress=False)
+    assert "late" not in refitted.fitted.selected.data.user_map
+    served = load_recommender(active_version(engine).artifact_path)
+    assert "late" in served.user_map
+    metrics = active_version(engine).metrics
+    assert metrics["refit"] is True
+    assert metrics["n_served_model_ratings"] == metrics["n_ratings"]
+    assert metrics["n_train"] + metrics["n_valid"] < metrics["n_ratings"]  # 'late' dropped
+    assert read_payload(active_version(engine).artifact_path)["metadata"]["refit_epochs"] == 2
+
+    kept = train_and_register(engine, replace(SMALL, refit=False), tmp_path, progress=False)
+    assert kept.fitted.served is kept.fitted.selected
+    assert "late" not in load_recommender(active_version(engine).artifact_path).user_map
 
 
 def test_activation_refuses_a_damaged_artifact_and_rollback_goes_back_one(
@@ -187,7 +250,7 @@ def test_rating_and_ranking_versions_are_active_side_by_side(
     assert (served.objective, served.kind, served.hyperparameters["split"]) == (
         "ranking",
         "dot",
-        None,  # resolved to the per-user temporal split
+        "time",  # the latest ratings of all, for every objective
     )
     assert {"ndcg", "recall", "coverage", "n_train"} <= set(served.metrics)
     assert "rmse" not in served.metrics
@@ -204,16 +267,21 @@ def test_rating_and_ranking_versions_are_active_side_by_side(
 def test_auto_promotion_of_a_ranking_model_needs_a_better_ndcg(
     engine: Engine, tmp_path: Path
 ) -> None:
-    load_taste_groups(engine)
+    # Users rated only a few items of the other taste: the ones they did not rate are
+    # candidates beside their hidden favourite, so a ranking can be wrong.
+    train, held_out = taste_groups_with_unrated()
+    shuffled = np.random.default_rng(0).permutation(len(train))  # no item all at the end
+    ingest(engine, from_frame("ratings", train.assign(timestamp=1_000 + shuffled), 500))
     first = train_and_register(engine, RANKING, tmp_path, progress=False, promote="auto")
     assert first.promoted
     assert first.reason == "no ranking version was active"
 
+    ingest(engine, from_frame("ratings", held_out.assign(timestamp=5_000), 500))
     untrained = TrainConfig(objective="ranking", epochs=1, lr=1e-6, batch_size=64, n_factors=8)
     second = train_and_register(engine, untrained, tmp_path, progress=False, promote="auto")
     assert not second.promoted
-    assert "valid NDCG@10" in second.reason
-    assert "does not beat" in second.reason
+    assert "does not beat the active version's" in second.reason
+    assert "users newer than anything either was trained on" in second.reason
     assert active_version(engine, "ranking").id == first.version_id
 
 
@@ -222,3 +290,13 @@ def test_ease_is_a_ranking_model_only() -> None:
         TrainConfig(model="ease")
     with pytest.raises(ValueError, match="objective must be rating or ranking"):
         TrainConfig(objective="clicks")  # type: ignore[arg-type]
+
+
+def test_a_hold_out_with_nothing_to_judge_on_is_a_clear_error(
+    engine: Engine, tmp_path: Path
+) -> None:
+    train, _ = taste_groups_with_unrated()  # the latest 10% by time: items nobody else rated
+    ingest(engine, from_frame("ratings", train, 500))
+    with pytest.raises(ValueError, match="has no rating of a user and an item the training"):
+        train_and_register(engine, RANKING, tmp_path, progress=False)
+    assert list_versions(engine)[0].status == "failed"
