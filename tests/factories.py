@@ -75,10 +75,15 @@ def taste_groups_with_unrated(
                     "user_id": f"u{user}",
                     "item_id": f"i{item}",
                     "rating": rating,
-                    "timestamp": 1_000 + item,
+                    "timestamp": 0,
                 }
             )
-    return pd.DataFrame(rows), pd.DataFrame(held_out)
+    # Ratings arrive interleaved in time, as they do: a time cutoff then holds out some
+    # of everyone's, not whole items nobody rated before it.
+    rows_frame = pd.DataFrame(rows)
+    rows_frame["timestamp"] = 1_000 + rng.permutation(len(rows_frame))
+    held_out_frame = pd.DataFrame(held_out).assign(timestamp=1_000 + len(rows_frame))
+    return rows_frame, held_out_frame
 
 
 def taste_metadata(n_users: int = 60, n_items: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -270,8 +270,7 @@ def test_auto_promotion_of_a_ranking_model_needs_a_better_ndcg(
     # Users rated only a few items of the other taste: the ones they did not rate are
     # candidates beside their hidden favourite, so a ranking can be wrong.
     train, held_out = taste_groups_with_unrated()
-    shuffled = np.random.default_rng(0).permutation(len(train))  # no item all at the end
-    ingest(engine, from_frame("ratings", train.assign(timestamp=1_000 + shuffled), 500))
+    ingest(engine, from_frame("ratings", train, 500))
     first = train_and_register(engine, RANKING, tmp_path, progress=False, promote="auto")
     assert first.promoted
     assert first.reason == "no ranking version was active"
@@ -295,8 +294,10 @@ def test_ease_is_a_ranking_model_only() -> None:
 def test_a_hold_out_with_nothing_to_judge_on_is_a_clear_error(
     engine: Engine, tmp_path: Path
 ) -> None:
-    train, _ = taste_groups_with_unrated()  # the latest 10% by time: items nobody else rated
-    ingest(engine, from_frame("ratings", train, 500))
+    train, _ = taste_groups_with_unrated()
+    # Each item rated at one time: the latest 10% are items the part before never saw.
+    by_item = train.assign(timestamp=train["item_id"].str[1:].astype(int))
+    ingest(engine, from_frame("ratings", by_item, 500))
     with pytest.raises(ValueError, match="has no rating of a user and an item the training"):
         train_and_register(engine, RANKING, tmp_path, progress=False)
     assert list_versions(engine)[0].status == "failed"
