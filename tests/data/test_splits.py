@@ -1,11 +1,11 @@
-"""Random and per-user temporal splits."""
+"""Random, per-user temporal and global time splits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recsys.data.splits import random_split, temporal_split
+from recsys.data.splits import random_split, temporal_split, time_split
 
 
 def test_random_split_takes_the_head_of_a_seeded_permutation() -> None:
@@ -48,3 +48,16 @@ def test_fractions_outside_zero_to_one_are_refused(valid_pct: float) -> None:
         random_split(10, valid_pct)
     with pytest.raises(ValueError, match="valid_pct"):
         temporal_split(np.zeros(3), np.zeros(3), valid_pct)
+
+
+def test_time_split_holds_out_everything_after_one_cutoff() -> None:
+    timestamps = np.random.default_rng(2).integers(0, 10_000, 500)
+    split = time_split(timestamps, valid_pct=0.1)
+    assert len(split.valid) == 50
+    assert len(split.train) + len(split.valid) == 500
+    # No held-out rating is older than any training rating.
+    assert timestamps[split.valid].min() >= timestamps[split.train].max()
+    ties = np.array([5, 5, 5, 5])  # ties keep the rows' order: the last rows are held out
+    assert time_split(ties, 0.5).valid.tolist() == [2, 3]
+    with pytest.raises(ValueError, match="valid_pct"):
+        time_split(timestamps, 1.0)

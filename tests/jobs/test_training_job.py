@@ -36,6 +36,8 @@ from recsys.jobs.training_job import TrainConfig, train_and_register
 from tests.factories import taste_groups_with_unrated, two_taste_groups
 
 SMALL = TrainConfig(epochs=2, batch_size=64, n_factors=4, device="cpu")
+GOOD = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
+WORSE = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
 
 
 def test_a_run_is_registered_ready_with_metrics_and_becomes_active(
@@ -92,14 +94,12 @@ def test_the_gate_judges_both_models_only_on_ratings_neither_trained_on(
     engine: Engine, tmp_path: Path
 ) -> None:
     load_taste_groups(engine)
-    good = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
-    first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
+    first = train_and_register(engine, GOOD, tmp_path, progress=False, promote="auto")
     assert first.promoted
     assert first.reason == "no rating version was active"
     newer = newer_ratings(engine)
 
-    worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
-    second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")
+    second = train_and_register(engine, WORSE, tmp_path, progress=False, promote="auto")
     assert not second.promoted
     assert "does not beat the active version's" in second.reason
     # Exactly the ratings added after the active version's snapshot (those the new
@@ -115,7 +115,7 @@ def test_the_gate_judges_both_models_only_on_ratings_neither_trained_on(
     assert active_version(engine).id == first.version_id
     assert list_versions(engine)[0].status == "ready"  # kept, just not served
 
-    never = train_and_register(engine, good, tmp_path, progress=False, promote="never")
+    never = train_and_register(engine, GOOD, tmp_path, progress=False, promote="never")
     assert not never.promoted
     assert active_version(engine).id == first.version_id
 
@@ -124,10 +124,8 @@ def test_with_no_new_ratings_the_gate_falls_back_to_the_recorded_hold_out_metric
     engine: Engine, tmp_path: Path
 ) -> None:
     load_taste_groups(engine)
-    good = TrainConfig(epochs=30, lr=0.03, wd=0.01, batch_size=64, n_factors=8, device="cpu")
-    first = train_and_register(engine, good, tmp_path, progress=False, promote="auto")
-    worse = TrainConfig(epochs=1, lr=1e-4, batch_size=64, n_factors=8, device="cpu")
-    second = train_and_register(engine, worse, tmp_path, progress=False, promote="auto")
+    first = train_and_register(engine, GOOD, tmp_path, progress=False, promote="auto")
+    second = train_and_register(engine, WORSE, tmp_path, progress=False, promote="auto")
     assert not second.promoted
     recorded = get_version(engine, first.version_id).metrics["rmse"]
     assert second.reason.startswith(
