@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.ranking import EASE_L2, ranking_learner
 from recsys.data.ratings import RatingsTable, read_ratings
-from recsys.db.tables import ratings
 from recsys.jobs.model_versions import (
     OBJECTIVES,
     fail_stale,
@@ -130,12 +129,17 @@ def fit_select_refit(
     return FittedModel(selected, served, epochs)
 
 
-def train_from_database(engine: Engine, config: TrainConfig, progress: bool = True) -> FittedModel:
-    """Read all ratings, then :func:`fit_select_refit`."""
+def read_training_table(engine: Engine, config: TrainConfig) -> RatingsTable:
+    """Every rating (with metadata for a hybrid model); an error when there are none."""
     table = read_ratings(engine, with_metadata=config.model == "hybrid")
     if len(table) == 0:
         raise ValueError("the database has no ratings: load some first (recsys load / ingest)")
-    return fit_select_refit(table, config, progress)
+    return table
+
+
+def train_from_database(engine: Engine, config: TrainConfig, progress: bool = True) -> FittedModel:
+    """Read all ratings, then :func:`fit_select_refit`."""
+    return fit_select_refit(read_training_table(engine, config), config, progress)
 
 
 def build_learner(
@@ -174,13 +178,11 @@ def build_learner(
     )
 
 
-def data_snapshot(engine: Engine) -> dict[str, int]:
-    """What the run trained on: how many ratings, up to which time."""
-    with engine.connect() as connection:
-        count, latest = connection.execute(
-            select(func.count(), func.max(ratings.c.timestamp))
-        ).one()
-    return {"n_ratings": int(count), "max_timestamp": int(latest or 0)}
+def data_snapshot(table: RatingsTable) -> dict[str, int]:
+    """What the run trained on: how many ratings, up to which time. Taken from the rows
+    read, not from a query beside them: a rating written between the two would be
+    trained on yet newer than the snapshot, and the gate would judge on it."""
+    return {"n_ratings": len(table), "max_timestamp": int(table.timestamps.max())}
 
 
 def library_versions() -> dict[str, str]:
@@ -229,9 +231,10 @@ def train_and_register(
     fail_stale(engine)
     version_id = start_version(engine, config.model, asdict(config), config.objective)
     try:
-        snapshot = data_snapshot(engine)
         with heartbeats(engine, version_id):
-            fitted = train_from_database(engine, config, progress)
+            table = read_training_table(engine, config)
+            snapshot = data_snapshot(table)
+            fitted = fit_select_refit(table, config, progress)
         metadata = {
             "version_id": version_id,
             "config": asdict(config),
