@@ -31,13 +31,10 @@ def unseen_by_active(learn: CollabLearner, active: ModelVersion) -> np.ndarray:
     return times > int(latest)
 
 
-def compare_with_active(engine: Engine, learn: CollabLearner) -> tuple[float, float, int] | None:
-    """The new model's and the active one's selection metric on the validation rows
-    neither was trained on, on what both can answer, and how many ratings (or users)
-    that is; None when no version of the learner's objective is active."""
-    version = active_version(engine, learn.objective)
-    if version is None or version.artifact_path is None:
-        return None
+def compare_with_active(learn: CollabLearner, version: ModelVersion) -> tuple[float, float, int]:
+    """The new model's and the active ``version``'s selection metric on the validation
+    rows neither was trained on, on what both can answer, and how many ratings (or
+    users) that is."""
     rows = unseen_by_active(learn, version)
     if not rows.any():
         return float("nan"), float("nan"), 0
@@ -55,10 +52,10 @@ def decide(
         return True, "--promote always"
     if promote == "never":
         return False, "--promote never"
-    comparison = compare_with_active(engine, learn)
-    if comparison is None:
+    active = active_version(engine, learn.objective)
+    if active is None or active.artifact_path is None:
         return True, f"no {learn.objective} version was active"
-    new, old, n_compared = comparison
+    new, old, n_compared = compare_with_active(learn, active)
     name, label = learn.selection_metric, learn.selection_label
     metrics["gate_compared"] = n_compared
     if n_compared >= MIN_COMPARED:
@@ -70,8 +67,7 @@ def decide(
             f"{label} {new:.4f} {verdict} the active version's {old:.4f} on {n_compared} "
             f"{learn.compared_unit} newer than anything either was trained on"
         )
-    active = active_version(engine, learn.objective)
-    recorded = None if active is None else active.metrics.get(name)
+    recorded = active.metrics.get(name)
     held_out = float(metrics[name])  # type: ignore[arg-type]
     if recorded is None:
         return True, (
