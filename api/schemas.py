@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
@@ -80,10 +80,19 @@ class Pair(BaseModel):
 
 class PredictionRequest(BaseModel):
     pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS)
+    unknown: Literal["baseline", "error"] = Field(
+        default="baseline",
+        description="A pair with a user or item the model never saw: answer the global mean "
+        "plus the known side's offset, flagged `baseline` (default), or refuse the request "
+        "with 404 (error).",
+    )
 
 
 class Prediction(Pair):
     rating: float
+    baseline: bool = Field(
+        default=False, description="True: the model never saw this user or item (see unknown)."
+    )
 
 
 class Predictions(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -13,7 +12,7 @@ from sqlalchemy import Engine
 from api.deps import EngineDep, ModelDep, RatingModelDep
 from api.errors import ServiceError
 from api.schemas import PredictionRequest, Predictions, SimilarItems
-from recsys.collab.recommender import Recommender
+from recsys.collab.recommender import RatingPredictions, Recommender, Unknown
 from recsys.data.catalog import read_item_metadata, read_user_profiles
 from recsys.data.ratings import UnknownIdError
 
@@ -55,33 +54,38 @@ async def predictions(body: PredictionRequest, model: RatingModelDep, engine: En
     """Predicted ratings for (user, item) pairs, in the order given (from the rating model).
 
     A rating model that reads metadata also predicts for users and items it never
-    saw, from the metadata the database holds for them; other models answer 404 for
-    those.
+    saw, from the metadata the database holds for them. Other pairs with an id the
+    model never saw get the baseline (global mean plus the known side's offset),
+    flagged `baseline: true`, or a 404 with `unknown: "error"`.
     """
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
     recommender = model.recommender
     try:
         if recommender.reads_metadata:
-            ratings = await run_in_threadpool(_predict_with_metadata, recommender, pairs, engine)
+            predicted = await run_in_threadpool(
+                _predict_with_metadata, recommender, pairs, engine, body.unknown
+            )
         else:
-            ratings = recommender.predict(pairs)
+            predicted = recommender.predict_ratings(pairs, unknown=body.unknown)
     except UnknownIdError as error:
         raise ServiceError(404, f"unknown_{error.kind}", str(error)) from None
     return {
         "model_version": model.version.id,
         "predictions": [
-            {**pair, "rating": float(r)}
-            for pair, r in zip(pairs.to_dict("records"), ratings, strict=True)
+            {**pair, "rating": float(rating), "baseline": bool(baseline)}
+            for pair, rating, baseline in zip(
+                pairs.to_dict("records"), predicted.ratings, predicted.baseline, strict=True
+            )
         ],
     }
 
 
 def _predict_with_metadata(
-    recommender: Recommender, pairs: pd.DataFrame, engine: Engine
-) -> np.ndarray:
+    recommender: Recommender, pairs: pd.DataFrame, engine: Engine, unknown: Unknown
+) -> RatingPredictions:
     """Ids the model never saw are scored from their rows in the database, if any."""
     new_users = [u for u in pairs["user_id"].unique() if u not in recommender.user_map]
     new_items = [i for i in pairs["item_id"].unique() if i not in recommender.item_map]
     users = read_user_profiles(engine, new_users) if new_users else None
     items = read_item_metadata(engine, new_items) if new_items else None
-    return recommender.predict(pairs, users=users, items=items)
+    return recommender.predict_ratings(pairs, users=users, items=items, unknown=unknown)

@@ -79,8 +79,9 @@ ModelOption = Annotated[
     str,
     typer.Option(
         "--model",
-        help="dot (DotProductBias), nn (EmbeddingNN), ease (ranking only), or hybrid "
-        "(rating only: also reads user and item metadata, answers for new users).",
+        help="auto (dot to rate; ease to rank, dot past 30,000 items), dot (DotProductBias), "
+        "nn (EmbeddingNN), ease (ranking only), or hybrid (rating only: also reads user and "
+        "item metadata, answers for new users).",
     ),
 ]
 ObjectiveOption = Annotated[

@@ -32,7 +32,7 @@ def _train_config(settings: Settings, split: str, **options: Any) -> TrainConfig
 
 def train(
     objective: ObjectiveOption = "rating",
-    model: ModelOption = "dot",
+    model: ModelOption = "auto",
     epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
     lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
     wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
@@ -100,7 +100,7 @@ def train(
 
 def evaluate(
     objective: ObjectiveOption = "rating",
-    model: ModelOption = "dot",
+    model: ModelOption = "auto",
     valid_pct: float = typer.Option(0.2, help="Each user's latest fraction held out."),
     k: int = typer.Option(10, min=1, help="Length of the recommendation lists."),
     seed: int = typer.Option(42, help="Seed of the initial weights."),

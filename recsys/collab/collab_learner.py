@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from recsys.collab.dataset import CollabData
 from recsys.collab.evaluate import compare_ratings
-from recsys.collab.recommender import Recommender, recommender_from_state
+from recsys.collab.recommender import Recommender, Unknown, recommender_from_state
 from recsys.data.loaders import DataLoaders
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
@@ -62,10 +62,15 @@ class CollabLearner(Learner):
         return recommender_from_state(self.scoring_model, self.extra_state(), self.data.seen)
 
     def predict(
-        self, pairs: pd.DataFrame, user_col: str = "user_id", item_col: str = "item_id"
+        self,
+        pairs: pd.DataFrame,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        unknown: Unknown = "error",
     ) -> np.ndarray:
-        """Predicted ratings for a frame of (user, item) external ids."""
-        return self.recommender().predict(pairs, user_col, item_col)
+        """Predicted ratings for a frame of (user, item) external ids (``unknown``: see
+        Recommender.predict)."""
+        return self.recommender().predict(pairs, user_col, item_col, unknown=unknown)
 
     def recommend(self, user_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
         """The user's top-``n`` items (``item_id``, ``score``); see Recommender.recommend."""
@@ -88,10 +93,10 @@ class CollabLearner(Learner):
         can answer, and how many ratings or users that was."""
         return compare_ratings(self, active, rows)
 
-    def chosen_epochs(self) -> int | None:
-        """How many epochs a refit on all the data runs (None: it is a closed-form
-        solve): the validated weights are the last epoch's, so all of them."""
-        return self.n_epoch
+    def chosen_settings(self) -> dict[str, Any]:
+        """What a refit on all the data reuses (``TrainConfig`` fields): the validated
+        weights are the last epoch's, so all the epochs."""
+        return {"epochs": self.n_epoch}
 
     def extra_state(self) -> dict[str, Any]:
         seen = self.data.seen
@@ -101,6 +106,7 @@ class CollabLearner(Learner):
             "seen_indptr": torch.from_numpy(seen.indptr),
             "seen_indices": torch.from_numpy(seen.indices),
             "seen_liked": torch.from_numpy(seen.liked_flags),
+            "rating_baseline": self.data.rating_baseline.state(),
         }
 
 

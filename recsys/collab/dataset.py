@@ -9,6 +9,7 @@ being scored with an untrained embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 import torch
 from sqlalchemy import Engine
 
+from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.ratings import IdMap, RatingsTable, read_ratings
@@ -42,7 +44,8 @@ class CollabData:
     item_map: IdMap
     seen: Interactions  # the training ratings
     n_valid_dropped: int = 0
-    # Unix seconds of each validation row, when the ratings came with times.
+    # Unix seconds of each training / validation row, when the ratings came with times.
+    train_times: np.ndarray | None = None
     valid_times: np.ndarray | None = None
 
     @property
@@ -52,6 +55,12 @@ class CollabData:
     @property
     def n_items(self) -> int:
         return len(self.item_map)
+
+    @cached_property
+    def rating_baseline(self) -> RatingBaseline:
+        """The training ratings' mean and damped user and item offsets (for unseen ids)."""
+        x, y = (t.cpu().numpy() for t in self.dls.train.tensors)
+        return RatingBaseline.from_ratings(x[:, 0], x[:, 1], y, self.n_users, self.n_items)
 
     @classmethod
     def from_df(
@@ -154,6 +163,7 @@ class CollabData:
                 train_users, train_items, ratings[split.train], len(user_map), len(item_map)
             ),
             n_valid_dropped=len(split.valid) - len(valid),
+            train_times=None if timestamps is None else timestamps[split.train],
             valid_times=None if timestamps is None else timestamps[valid],
         )
 

@@ -12,7 +12,8 @@ with the best NDCG. Validation should be a per-user temporal split (each user's
 latest ratings), which is what ``TrainConfig`` uses for ranking.
 
 EASE, the closed-form item-item model, is a ranking learner too: its "fit" is
-one d x d solve.
+one d x d solve, and what it chooses on the hold-out is the half-life of the
+recency weighting it scores with (see recsys.models.ease).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.ratings import LIKED_AT
 from recsys.data.sampling import NegativeSampledBatches
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
-from recsys.models.ease import EASE, EASEConfig, fit_ease
-from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.models.ease import EASE, EASEConfig, History, fit_ease
+from recsys.models.two_tower import TwoTower, TwoTowerConfig
 from recsys.train.callbacks import Callback, SaveBest
 from recsys.train.learner import FitDefaults
 from recsys.train.losses import (
@@ -46,13 +47,16 @@ from recsys.train.losses import (
 # Chosen with `benchmarks/ranking.py` on MovieLens-100k (per-user temporal split);
 # see the README for the figures.
 RANKING_DOT_DEFAULTS = {"n_factors": 64, "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
-# The deep model scores every (user, candidate) pair through its MLP: fewer negatives.
-RANKING_NN_DEFAULTS = {"layers": (64,), "fit": FitDefaults(n_epoch=5, lr_max=1e-2, wd=0.3)}
+# The deep model ranks as two towers (recsys.models.two_tower): each tower's hidden widths.
+RANKING_NN_DEFAULTS = {"layers": (128,), "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
 RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 4096
-N_NEGATIVES = {"dot": 512, "nn": 32}  # items drawn per batch for the sampled softmax
+N_NEGATIVES = {"dot": 512, "nn": 512}  # items drawn per batch for the sampled softmax
 POPULARITY_ALPHA = 0.75  # negatives are drawn with probability ∝ count^alpha
 LOW_RATING_WEIGHT = 0.25  # weight of a rating below 4 relative to a liked item
 EASE_L2 = 250.0
+# EASE's scoring rows: half-lives (in ratings; 0 = no decay) tried on the hold-out,
+# and the one used when there is nothing to choose on.
+HALF_LIVES, EASE_HALF_LIFE = (0.0, 5.0, 10.0, 20.0, 40.0), 10.0
 
 RankingModel = Literal["dot", "nn", "ease"]
 
@@ -98,9 +102,9 @@ class RankingLearner(CollabLearner):
     ) -> tuple[float, float, int]:
         return compare_rankings(self, active, rows)
 
-    def chosen_epochs(self) -> int | None:
+    def chosen_settings(self) -> dict[str, Any]:
         """The best-NDCG epoch's count: the weights kept are that epoch's."""
-        return int(self.served_metrics()["epoch"]) + 1
+        return {"epochs": int(self.served_metrics()["epoch"]) + 1}
 
     def ranking_metrics(self, k: int = 10, relevant_at: float = LIKED_AT) -> dict[str, float]:
         """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
@@ -123,13 +127,24 @@ class EASELearner(RankingLearner):
     """EASE behind the learner interface. It is solved in closed form, so there is
     nothing to schedule: ``fit()`` / ``fit_one_cycle()`` solve it, and asking for
     epochs, a learning rate, weight decay, callbacks or ``lr_find`` is an error
-    rather than silently ignored (its one hyper-parameter is ``l2``)."""
+    rather than silently ignored. Its settings are the ridge ``l2`` and the
+    ``half_life`` of its recency-weighted scoring rows; with ``half_life=None`` and a
+    hold-out, each of ``HALF_LIVES`` is tried and the best NDCG kept (ratings
+    without times are scored without decay)."""
 
-    def __init__(self, data: CollabData, l2: float = EASE_L2, k: int = 10, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data: CollabData,
+        l2: float = EASE_L2,
+        k: int = 10,
+        half_life: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         placeholder = EASE(EASEConfig(data.n_users, data.n_items, 0, l2))
         super().__init__(data, placeholder, metrics=(), **kwargs)
         self.l2 = l2
         self.k = k
+        self.half_life = half_life
 
     def fit(  # type: ignore[override]
         self,
@@ -138,19 +153,33 @@ class EASELearner(RankingLearner):
         wd: float | None = None,
         cbs: Sequence[Callback] = (),
     ) -> None:
-        """Solve for the item-item weights."""
+        """Solve for the item-item weights, then choose the half-life on the hold-out."""
         given = {"epochs": n_epoch, "lr": lr, "wd": wd, "callbacks": cbs or None}
         _refuse_schedule({name: value for name, value in given.items() if value is not None})
         started = time.perf_counter()
-        x, _ = self.data.dls.train.tensors
-        x = x.cpu().numpy()
-        model = fit_ease(x[:, 0], x[:, 1], self.data.n_users, self.data.n_items, self.l2)
-        self.model = self.train_model = model.to(self.device)
+        x, y = (t.cpu().numpy() for t in self.data.dls.train.tensors)
+        times = self.data.train_times
+        history = History.from_ratings(
+            x[:, 0], x[:, 1], self.data.n_users, liked=y >= LIKED_AT, timestamps=times
+        )
         has_valid = len(self.data.dls.valid) > 0  # none in a refit on all the data
-        self.valid_results = self.ranking_metrics(self.k) if has_valid else {}
-        self.recorder.rows = [
-            {"epoch": 0.0, **self.valid_results, "time": time.perf_counter() - started}
-        ]
+        if self.half_life is not None:
+            candidates: tuple[float, ...] = (self.half_life,)
+        elif times is None:
+            candidates = (0.0,)
+        else:
+            candidates = HALF_LIVES if has_valid else (EASE_HALF_LIFE,)
+        model = fit_ease(history, self.data.n_items, self.l2, candidates[0], LOW_RATING_WEIGHT)
+        self.model = self.train_model = model.to(self.device)
+        rows = []
+        for half_life in candidates:
+            model.reweight(history, half_life, LOW_RATING_WEIGHT)
+            results = self.ranking_metrics(self.k) if has_valid else {}
+            rows.append({"epoch": 0.0, "half_life": half_life, **results})
+        best = max(rows, key=lambda row: row.get("ndcg", 0.0))
+        model.reweight(history, best["half_life"], LOW_RATING_WEIGHT)
+        self.valid_results = {name: value for name, value in best.items() if name != "epoch"}
+        self.recorder.rows = [{**best, "time": time.perf_counter() - started}]
 
     def fit_one_cycle(  # type: ignore[override]
         self,
@@ -167,8 +196,9 @@ class EASELearner(RankingLearner):
     def lr_find(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError("EASE is solved in closed form: it has no learning rate to find")
 
-    def chosen_epochs(self) -> int | None:
-        return None  # nothing to choose: the solve is the same on more data
+    def chosen_settings(self) -> dict[str, Any]:
+        """The half-life chosen on the hold-out; the solve is the same on more data."""
+        return {"half_life": self.model.config.half_life}
 
 
 def _refuse_schedule(given: dict[str, Any]) -> None:
@@ -187,6 +217,7 @@ def ranking_learner(
     loss: Literal["softmax", "bpr"] = "softmax",
     n_negatives: int | None = None,
     l2: float = EASE_L2,
+    half_life: float | None = None,
     k: int = 10,
     sparse: bool | None = None,
     batch_size: int | None = None,
@@ -195,15 +226,17 @@ def ranking_learner(
 ) -> RankingLearner:
     """A learner that trains ``model`` to rank, validated by NDCG@``k``.
 
-    ``dot`` and ``nn`` are the rating models' architectures without the rating
-    squash, trained with ``loss`` (a sampled softmax over ``n_negatives``
+    ``dot`` is the rating model's architecture without the rating squash, ``nn``
+    two towers that meet in a dot product (recsys.models.two_tower); both trained
+    with ``loss`` (a sampled softmax over ``n_negatives``
     popularity-drawn items, or BPR with one uniform negative per interaction);
     the epoch with the best validation NDCG is kept. ``ease`` is solved in
-    closed form with ridge ``l2``. Unset arguments take the tuned defaults; the
+    closed form with ridge ``l2`` and scores with recency ``half_life`` (None:
+    chosen on the hold-out). Unset arguments take the tuned defaults; the
     batch size is 1024 below a million training ratings and the data's above.
     """
     if model == "ease":
-        return EASELearner(data, l2, k, **kwargs)
+        return EASELearner(data, l2, k, half_life, **kwargs)
     train = data.dls.train
     if batch_size is None:
         batch_size = RANKING_BATCH_SIZE if train.n_rows < LARGE_DATA_ROWS else train.batch_size
@@ -214,12 +247,12 @@ def ranking_learner(
     if sparse is None:
         sparse = default_sparse(data, kwargs.get("device", "auto"))
     if model == "nn":
-        scorer: torch.nn.Module = EmbeddingNN(
-            EmbeddingNNConfig(
+        scorer: torch.nn.Module = TwoTower(
+            TwoTowerConfig(
                 data.n_users,
                 data.n_items,
+                n_factors or RANKING_DOT_DEFAULTS["n_factors"],
                 layers=tuple(layers or RANKING_NN_DEFAULTS["layers"]),
-                y_range=None,
                 sparse=sparse,
             )
         )

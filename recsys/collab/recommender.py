@@ -20,12 +20,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
 from recsys.artifacts import load_artifact
+from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder, aligned
@@ -34,6 +36,16 @@ from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleErr
 
 Allowed = Iterable[object] | torch.Tensor | None
 FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
+# A pair with an id the model cannot score: refuse the request, or answer the baseline.
+Unknown = Literal["error", "baseline"]
+
+
+@dataclass(frozen=True)
+class RatingPredictions:
+    """Predicted ratings, and which of them are the baseline (an id the model never saw)."""
+
+    ratings: np.ndarray
+    baseline: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -71,8 +83,10 @@ class Recommender:
         item_map: IdMap,
         seen: Interactions,
         encoder: MetadataEncoder | None = None,
+        baseline: RatingBaseline | None = None,
     ) -> None:
         self.model = model.eval()
+        self.baseline = baseline
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
@@ -210,7 +224,6 @@ class Recommender:
         return self._ranked(scores[None].clone(), n, [indices], exclude, allowed)[0]
 
     # -- ratings ---------------------------------------------------------------------------
-    @torch.no_grad()
     def predict(
         self,
         pairs: pd.DataFrame,
@@ -218,17 +231,71 @@ class Recommender:
         item_col: str = "item_id",
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
+        unknown: Unknown = "error",
     ) -> np.ndarray:
-        """Predicted ratings for rows of (user, item).
+        """Predicted ratings for rows of (user, item); see :meth:`predict_ratings`."""
+        return self.predict_ratings(pairs, user_col, item_col, users, items, unknown).ratings
+
+    @torch.no_grad()
+    def predict_ratings(
+        self,
+        pairs: pd.DataFrame,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+        unknown: Unknown = "error",
+    ) -> RatingPredictions:
+        """Predicted ratings for rows of (user, item), and which are baselines.
 
         A model that reads metadata also scores ids it never saw from their rows in
-        ``users`` / ``items`` (same id columns). UnknownIdError names an id that is
-        neither known nor described; NoRatingScaleError for a ranking model.
+        ``users`` / ``items`` (same id columns). A pair with an id that is neither
+        known nor described raises UnknownIdError naming it (``unknown="error"``), or
+        is answered with the global mean plus the known side's offset and flagged
+        (``unknown="baseline"``; see recsys.collab.baseline). NoRatingScaleError for a
+        ranking model.
         """
         if self.model.rating_range is None:
             raise NoRatingScaleError(
                 f"{type(self.model).__name__} was trained to rank: its scores are not ratings"
             )
+        if unknown not in ("error", "baseline"):
+            raise ValueError(f"unknown must be error or baseline, not {unknown!r}")
+        pairs = pairs.reset_index(drop=True)
+        fallback = np.zeros(len(pairs), dtype=bool)
+        if unknown == "baseline" and self.baseline is not None:
+            fallback = ~self._scorable(pairs[user_col], self.user_map, users, user_col)
+            fallback |= ~self._scorable(pairs[item_col], self.item_map, items, item_col)
+        ratings = np.empty(len(pairs), dtype=np.float32)
+        if fallback.any():
+            assert self.baseline is not None
+            low, high = self.model.rating_range
+            user_index = self.user_map.positions(pairs[user_col][fallback])
+            item_index = self.item_map.positions(pairs[item_col][fallback])
+            baseline = self.baseline.predict(user_index, item_index)
+            ratings[fallback] = np.clip(baseline, low, high)
+        if not fallback.all():
+            scored = pairs[~fallback]
+            ratings[~fallback] = self._predict_scorable(scored, user_col, item_col, users, items)
+        return RatingPredictions(ratings, fallback)
+
+    def _scorable(
+        self, ids: pd.Series, id_map: IdMap, metadata: pd.DataFrame | None, id_col: str
+    ) -> np.ndarray:
+        """Which ``ids`` the model can score: known, or described by metadata it reads."""
+        scorable = ids.isin(id_map.ids)
+        if metadata is not None and self.encoder is not None:
+            scorable |= ids.isin(metadata[id_col])
+        return scorable.to_numpy()
+
+    def _predict_scorable(
+        self,
+        pairs: pd.DataFrame,
+        user_col: str,
+        item_col: str,
+        users: pd.DataFrame | None,
+        items: pd.DataFrame | None,
+    ) -> np.ndarray:
         new_users, user_ids = self._side(pairs[user_col], self.user_map, users, user_col)
         new_items, item_ids = self._side(pairs[item_col], self.item_map, items, item_col)
         as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
@@ -361,7 +428,10 @@ def recommender_from_state(
         )
     encoder_state = extra.get("metadata_encoder")
     encoder = MetadataEncoder.from_state(encoder_state) if encoder_state else None  # type: ignore[arg-type]
-    return Recommender(model, user_map, item_map, seen, encoder)
+    # Artifacts saved before baselines have none: their unknown ids stay errors.
+    baseline_state = extra.get("rating_baseline")
+    baseline = RatingBaseline.from_state(baseline_state) if baseline_state else None  # type: ignore[arg-type]
+    return Recommender(model, user_map, item_map, seen, encoder, baseline)
 
 
 def load_recommender(path: Path | str, device: str | torch.device = "cpu") -> Recommender:

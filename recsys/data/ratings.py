@@ -62,6 +62,10 @@ class IdMap:
         """The index of one external id, or -1 when it was never seen."""
         return self._index.get(external_id, -1)
 
+    def positions(self, external_ids: Iterable[object]) -> np.ndarray:
+        """Indices of many external ids, -1 for those never seen."""
+        return np.fromiter((self.position(i) for i in external_ids), dtype=np.int64)
+
     def indices(self, external_ids: Iterable[object]) -> np.ndarray:
         """Indices of many external ids; UnknownIdError names the first unknown one."""
         return np.fromiter((self.index(i) for i in external_ids), dtype=np.int64)

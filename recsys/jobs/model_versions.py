@@ -122,9 +122,10 @@ def finish_version(
     metrics: dict[str, Any],
     artifact_path: Path,
     activate: bool = True,
+    kind: str | None = None,
 ) -> None:
     """Mark a run ready with its metrics and weights; with ``activate``, the active one
-    of its objective."""
+    of its objective. ``kind``: the model it turned out to be (for ``auto``)."""
     with write_transaction(engine) as connection:
         if activate:
             _deactivate(connection, version_id)
@@ -137,6 +138,7 @@ def finish_version(
                 # Absolute, so that commands and servers started elsewhere find it.
                 artifact_path=str(Path(artifact_path).resolve()),
                 is_active=activate,
+                **({} if kind is None else {"kind": kind}),
             )
         )
 

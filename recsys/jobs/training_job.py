@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from sqlalchemy import Engine
@@ -25,6 +25,7 @@ from recsys.jobs.model_versions import (
     start_version,
 )
 from recsys.jobs.promotion import decide
+from recsys.models.ease import MAX_ITEMS as EASE_MAX_ITEMS
 from recsys.train import distributed
 
 
@@ -35,17 +36,19 @@ class TrainConfig:
     ``objective`` ``rating`` fits predicted ratings (RMSE); ``ranking`` fits what
     users choose and is validated by NDCG@10 (see recsys.collab.ranking). ``ease`` is a
     ranking model only, solved in closed form (no epochs, lr or wd); ``hybrid``
-    (metadata too, see recsys.collab.hybrid) a rating model only.
+    (metadata too, see recsys.collab.hybrid) a rating model only. ``auto`` is the
+    best measured for the objective (see :meth:`resolved`).
     """
 
     objective: Literal["rating", "ranking"] = "rating"
-    model: Literal["dot", "nn", "ease", "hybrid"] = "dot"
+    model: Literal["auto", "dot", "nn", "ease", "hybrid"] = "auto"
     n_factors: int | None = None
     layers: tuple[int, ...] | None = None
     epochs: int | None = None
     lr: float | None = None
     wd: float | None = None
     l2: float | None = None  # EASE's ridge
+    half_life: float | None = None  # EASE's recency weighting; None: chosen on the hold-out
     batch_size: int | None = None  # None: 512 (1024 to rank), or 4096 from 1M ratings
     valid_pct: float = 0.1
     # time: the latest valid_pct of all ratings (one cutoff); temporal: each user's
@@ -60,8 +63,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be rating or ranking, not {self.objective!r}")
-        if self.model not in ("dot", "nn", "ease", "hybrid"):
-            raise ValueError(f"model must be dot, nn, ease or hybrid, not {self.model!r}")
+        if self.model not in ("auto", "dot", "nn", "ease", "hybrid"):
+            raise ValueError(f"model must be auto, dot, nn, ease or hybrid, not {self.model!r}")
         if self.model == "ease" and self.objective != "ranking":
             raise ValueError("ease ranks items and predicts no ratings: use objective ranking")
         if self.model == "hybrid" and self.objective != "rating":
@@ -74,33 +77,50 @@ class TrainConfig:
                     f"ease is solved in closed form: {', '.join(given)} do not apply (use l2)"
                 )
 
+    def resolved(self, n_items: int) -> TrainConfig:
+        """``auto`` made concrete for a catalog of ``n_items``: dot for ratings; for
+        ranking, EASE (the best NDCG@10 measured, see the README) while its d x d solve
+        fits in memory, the dot ranking model above that or when epochs, a learning
+        rate, weight decay, factors or layers are given."""
+        if self.model != "auto":
+            return self
+        factor_settings = (self.epochs, self.lr, self.wd, self.n_factors, self.layers)
+        factor_model_asked = any(value is not None for value in factor_settings)
+        if self.objective == "ranking" and n_items <= EASE_MAX_ITEMS and not factor_model_asked:
+            return replace(self, model="ease")
+        return replace(self, model="dot")
+
 
 @dataclass(frozen=True)
 class FittedModel:
     """The two stages of a training run.
 
-    ``selected`` was fitted on the training part and chose its settings (epochs) on
-    the hold-out: its validation metrics are the run's metrics, and the promotion
-    gate judges it. ``served`` was fitted from scratch on every rating with those
-    settings (``epochs``), and is the model that is saved and served; without a
-    refit it is ``selected`` itself.
+    ``selected`` was fitted on the training part and chose its ``settings`` (epochs,
+    EASE's half-life) on the hold-out: its validation metrics are the run's
+    metrics, and the promotion gate judges it. ``served`` was fitted from scratch on
+    every rating with those settings, and is the model that is saved and served;
+    without a refit it is ``selected`` itself. ``config`` is the run's, with
+    ``auto`` resolved.
     """
 
     selected: CollabLearner
     served: CollabLearner
-    epochs: int | None
+    settings: dict[str, Any]
+    config: TrainConfig
 
 
 def fit_select_refit(
     table: RatingsTable, config: TrainConfig, progress: bool = True
 ) -> FittedModel:
-    """Fit on the training part, choose the epoch count on the hold-out, then refit on
-    all of ``table`` for that many epochs (one code path for the job and benchmarks).
+    """Fit on the training part, choose the epoch count (or EASE's half-life) on the
+    hold-out, then refit on all of ``table`` with them (one code path for the job and
+    the benchmarks).
 
     Serving the model of stage one would leave the hold-out unlearned: with a time
     cutoff, those are everyone's latest ratings, the ones that say most about what
     they do next.
     """
+    config = config.resolved(len(table.item_map))
     torch.manual_seed(config.seed)
     data = CollabData.from_table(
         table,
@@ -117,16 +137,17 @@ def fit_select_refit(
         )
     selected = build_learner(data, table, config, progress)
     selected.fit_one_cycle(config.epochs, config.lr, config.wd)
+    settings = selected.chosen_settings()
     if not config.refit:
-        return FittedModel(selected, selected, selected.chosen_epochs())
-    epochs = selected.chosen_epochs()
+        return FittedModel(selected, selected, settings, config)
+    refit = replace(config, **settings)
     torch.manual_seed(config.seed)
     everything = CollabData.from_table(
         table, valid_pct=0.0, seed=config.seed, batch_size=data.dls.train.batch_size
     )
-    served = build_learner(everything, table, config, progress)
-    served.fit_one_cycle(epochs, config.lr, config.wd)
-    return FittedModel(selected, served, epochs)
+    served = build_learner(everything, table, refit, progress)
+    served.fit_one_cycle(refit.epochs, refit.lr, refit.wd)
+    return FittedModel(selected, served, settings, config)
 
 
 def read_training_table(engine: Engine, config: TrainConfig) -> RatingsTable:
@@ -154,6 +175,7 @@ def build_learner(
             n_factors=config.n_factors,
             layers=config.layers,
             l2=EASE_L2 if config.l2 is None else config.l2,
+            half_life=config.half_life,
             batch_size=config.batch_size,
             **options,
         )
@@ -239,10 +261,10 @@ def train_and_register(
             "version_id": version_id,
             "config": asdict(config),
             "data": snapshot,
-            "refit_epochs": fitted.epochs,
+            "refit_settings": fitted.settings,
             "libraries": library_versions(),
         }
-        name = f"{version_id}-{config.objective}-{config.model}.pt"
+        name = f"{version_id}-{config.objective}-{fitted.config.model}.pt"
         path = fitted.served.save(artifact_dir / "versions" / name, metadata)
         selected = fitted.selected
         metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
@@ -250,12 +272,13 @@ def train_and_register(
         metrics["n_valid"] = selected.data.dls.valid.n_rows
         metrics["refit"] = fitted.served is not selected
         metrics["n_served_model_ratings"] = fitted.served.data.dls.train.n_rows
-        if fitted.epochs is not None:
-            metrics["epochs"] = fitted.epochs
+        metrics.update(fitted.settings)
         metrics.update(snapshot)
         promoted, reason = decide(engine, selected, promote, metrics)
         metrics["promotion"] = reason
-        finish_version(engine, version_id, metrics, path, activate=promoted)
+        finish_version(
+            engine, version_id, metrics, path, activate=promoted, kind=fitted.config.model
+        )
     except BaseException as error:
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise

@@ -5,11 +5,19 @@ user x item interaction matrix. The solution is one d x d inverse:
 P = (XᵀX + λI)⁻¹, B = -P / diag(P), diag(B) = 0. A user's scores are their row
 of X times B. Strong and cheap up to tens of thousands of items; beyond that the
 d x d matrices no longer fit, and :func:`fit_ease` refuses instead of trying.
+
+B is solved on binary interactions, but a user's scoring row need not be binary:
+with a ``half_life`` the row weights each rated item by ``0.5 ** (r / half_life)``,
+r = how many of the user's ratings are newer (0 for the latest), and a rating
+below "liked" counts ``low_weight``. What a user did last says most about what
+they do next: on MovieLens-100k this lifts NDCG@10 from 0.193 to 0.200 (see the
+README's ablation), at no cost in training.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -32,6 +40,58 @@ class EASEConfig:
     n_items: int
     n_interactions: int
     l2: float = 250.0
+    # Scoring-row weights (see the module docstring); 0 = no recency decay. The
+    # defaults are plain binary rows, what artifacts saved before them hold.
+    half_life: float = 0.0
+    low_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class History:
+    """Each user's rated items in CSR order (by user, then item), one row per pair.
+
+    ``recency`` counts the user's newer ratings (0 = their latest); ``liked`` marks
+    ratings at or above the liked threshold. Built once, reweighted cheaply.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    liked: np.ndarray
+    recency: np.ndarray
+
+    @classmethod
+    def from_ratings(
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        n_users: int,
+        liked: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> History:
+        """The latest rating of each (user, item) pair; without times, row order is time."""
+        times = np.arange(len(users)) if timestamps is None else np.asarray(timestamps)
+        liked = np.ones(len(users), dtype=bool) if liked is None else np.asarray(liked)
+        # Newest first within each user (stable: of equal times, the later row is newer).
+        newest = np.lexsort((-np.arange(len(users)), -times, users))
+        users, items, liked = users[newest], items[newest], liked[newest]
+        pair = users.astype(np.int64) * (int(items.max(initial=0)) + 1) + items
+        _, first = np.unique(pair, return_index=True)  # the newest of each pair
+        keep = np.sort(first)  # still by user, newest first
+        users, items, liked = users[keep], items[keep], liked[keep]
+        recency = np.arange(len(users)) - np.searchsorted(users, users, "left")
+        order = np.lexsort((items, users))
+        counts = np.bincount(users, minlength=n_users)
+        return cls(
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            items[order].astype(np.int64),
+            liked[order],
+            recency[order].astype(np.float32),
+        )
+
+    def weights(self, half_life: float, low_weight: float) -> np.ndarray:
+        """Each pair's weight in its user's scoring row."""
+        decay = 0.5 ** (self.recency / half_life) if half_life > 0 else 1.0
+        return (np.where(self.liked, 1.0, low_weight) * decay).astype(np.float32)
 
 
 class EASE(CollabScorer):
@@ -52,6 +112,19 @@ class EASE(CollabScorer):
         self.register_buffer(
             "history_indices", torch.zeros(config.n_interactions, dtype=torch.long)
         )
+        self.register_buffer("history_weights", torch.ones(config.n_interactions))
+
+    def reweight(self, history: History, half_life: float, low_weight: float) -> None:
+        """Score with rows weighted by ``half_life`` and ``low_weight`` (B unchanged)."""
+        self.config = replace(self.config, half_life=half_life, low_weight=low_weight)
+        self.history_weights.copy_(torch.from_numpy(history.weights(half_life, low_weight)))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Artifacts saved before the weights scored with binary rows: ones.
+        key = prefix + "history_weights"
+        if key not in state_dict and prefix + "history_indices" in state_dict:
+            state_dict[key] = torch.ones(len(state_dict[prefix + "history_indices"]))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _histories(self, users: torch.Tensor) -> torch.Tensor:
         """The users' rows of X as a sparse (len(users), n_items) matrix."""
@@ -65,7 +138,7 @@ class EASE(CollabScorer):
             + torch.repeat_interleave(starts, counts)
         )
         columns = self.history_indices[positions]
-        values = torch.ones(len(columns), device=users.device)
+        values = self.history_weights[positions]
         return torch.sparse_coo_tensor(
             torch.stack([rows, columns]),
             values,
@@ -90,9 +163,10 @@ class EASE(CollabScorer):
     def fold_in(
         self, items: torch.Tensor, ratings: torch.Tensor, liked: torch.Tensor, steps: int = 0
     ) -> torch.Tensor:
-        """Exact, no solve needed: a user's scores are their interaction row times B."""
+        """Exact, no solve needed: a user's scores are their interaction row times B.
+        The ratings come without times, so all count as recent; ``low_weight`` applies."""
         history = torch.zeros(self.config.n_items, device=self.item_weights.device)
-        history[items] = 1.0
+        history[items] = torch.where(liked, 1.0, self.config.low_weight).to(history)
         return history @ self.item_weights
 
     def item_embeddings(self) -> torch.Tensor:
@@ -101,9 +175,13 @@ class EASE(CollabScorer):
 
 
 def fit_ease(
-    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, l2: float = 250.0
+    history: History,
+    n_items: int,
+    l2: float = 250.0,
+    half_life: float = 0.0,
+    low_weight: float = 1.0,
 ) -> EASE:
-    """Solve EASE on (user, item) interaction pairs (repeats count once).
+    """Solve EASE on the users' interactions (binary) and score with weighted rows.
 
     Raises CatalogTooLargeError above ``MAX_ITEMS`` items, before allocating anything.
     """
@@ -113,20 +191,20 @@ def fit_ease(
             f"{2 * 4 * n_items**2 / 1e9:.0f} GB); it is limited to {MAX_ITEMS:,} items: "
             "use a factor model (dot or nn) for this catalog"
         )
+    n_users = len(history.indptr) - 1
     interactions = scipy.sparse.csr_matrix(
-        (np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items)
+        (np.ones(len(history.indices), dtype=np.float32), history.indices, history.indptr),
+        shape=(n_users, n_items),
     )
-    interactions.sum_duplicates()
-    interactions.data[:] = 1.0
-    interactions.sort_indices()
     gram = torch.from_numpy((interactions.T @ interactions).toarray())
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
     del gram
     precision /= -precision.diagonal().clone()
     precision.diagonal().zero_()
-    model = EASE(EASEConfig(n_users, n_items, interactions.nnz, l2))
+    model = EASE(EASEConfig(n_users, n_items, len(history.indices), l2))
     model.item_weights.copy_(precision)
-    model.history_indptr.copy_(torch.from_numpy(interactions.indptr.astype(np.int64)))
-    model.history_indices.copy_(torch.from_numpy(interactions.indices.astype(np.int64)))
+    model.history_indptr.copy_(torch.from_numpy(history.indptr))
+    model.history_indices.copy_(torch.from_numpy(history.indices))
+    model.reweight(history, half_life, low_weight)
     return model

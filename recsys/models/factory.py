@@ -14,6 +14,7 @@ from recsys.models.hybrid_net import HybridNN, HybridNNConfig
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
+from recsys.models.two_tower import TwoTower, TwoTowerConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "DotProductBias": (DotProductBias, DotProductBiasConfig),
@@ -21,6 +22,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "EASE": (EASE, EASEConfig),
     "TabularModel": (TabularModel, TabularModelConfig),
     "HybridNN": (HybridNN, HybridNNConfig),
+    "TwoTower": (TwoTower, TwoTowerConfig),
     "ResNet": (ResNet, ResNetConfig),
     "TimmNet": (TimmNet, TimmNetConfig),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.schemas import MAX_PAIRS
@@ -36,9 +37,24 @@ def test_prediction_requests_are_bounded_and_name_unknown_ids(client: TestClient
     too_many = [{"user_id": "u0", "item_id": "i1"}] * (MAX_PAIRS + 1)
     assert client.post("/predictions", json={"pairs": too_many}).status_code == 422
     assert client.post("/predictions", json={"pairs": []}).status_code == 422
-    unknown = client.post("/predictions", json={"pairs": [{"user_id": "u0", "item_id": "zz"}]})
+    unknown = client.post(
+        "/predictions",
+        json={"pairs": [{"user_id": "u0", "item_id": "zz"}], "unknown": "error"},
+    )
     assert unknown.status_code == 404
     assert unknown.json()["error"] == {"code": "unknown_item", "message": "unknown item id 'zz'"}
+
+
+def test_pairs_the_model_cannot_score_get_the_baseline_flagged(client: TestClient) -> None:
+    pairs = [("u0", "zz"), ("u0", "i1"), ("nobody", "i1"), ("nobody", "zz"), ("u0", "i15")]
+    body = client.post(
+        "/predictions", json={"pairs": [{"user_id": u, "item_id": i} for u, i in pairs]}
+    ).json()["predictions"]
+    assert [(p["user_id"], p["item_id"]) for p in body] == pairs
+    assert [p["baseline"] for p in body] == [True, False, True, True, False]
+    # Neither side known: the mean of the ratings the served model was fitted on.
+    assert body[3]["rating"] == pytest.approx((9 * 5 + 10 * 1) / 19, abs=1e-4)
+    assert body[1]["rating"] > 4 > 2 > body[4]["rating"]  # the model, as before
 
 
 def test_explorer_data_and_page_and_static_assets_are_served(client: TestClient) -> None:

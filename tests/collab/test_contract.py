@@ -74,8 +74,8 @@ KINDS: dict[str, Callable[[], CollabLearner]] = {
     "rating-nn": lambda: rating(use_nn=True),
     "ranking-dot-softmax": lambda: ranking("dot", "softmax"),
     "ranking-dot-bpr": lambda: ranking("dot", "bpr"),
-    "ranking-nn-softmax": lambda: ranking("nn", "softmax", epochs=30, lr=0.03),
-    "ranking-nn-bpr": lambda: ranking("nn", "bpr", epochs=30, lr=0.03),
+    "ranking-nn-softmax": lambda: ranking("nn", "softmax"),
+    "ranking-nn-bpr": lambda: ranking("nn", "bpr"),
     "ease": ease,
     "hybrid": hybrid,
 }

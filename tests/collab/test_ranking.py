@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +176,41 @@ def test_ease_says_that_schedules_do_not_apply_instead_of_ignoring_them() -> Non
         TrainConfig(objective="ranking", model="ease", epochs=3, lr=0.1)
     learn.fit_one_cycle()  # the solve itself
     assert learn.recorder.rows[-1]["ndcg"] > 0.9
+
+
+def drifting_tastes() -> pd.DataFrame:
+    """20 users who only ever rate items 0-19, 20 who only rate 20-39, and 30 who
+    rated 8 of 0-19 long ago and then 8 of 20-39: what they do next is 20-39."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(70):
+        if user < 40:
+            group = 20 * (user // 20)
+            picks = [(group + item, time) for time, item in enumerate(rng.permutation(20)[:12])]
+        else:
+            old, new = rng.permutation(20)[:8], 20 + rng.permutation(20)[:8]
+            picks = [(int(item), time) for time, item in enumerate([*old, *new])]
+        rows += [(f"u{user}", f"i{item}", 5.0, 1000 + time) for item, time in picks]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def test_ease_chooses_recency_weighting_where_tastes_drift_and_the_refit_keeps_it() -> None:
+    from recsys.data.ratings import RatingsTable
+    from recsys.jobs.training_job import TrainConfig, fit_select_refit
+
+    table = RatingsTable.from_frame(drifting_tastes())
+    config = TrainConfig(objective="ranking", split="temporal", valid_pct=0.2, device="cpu")
+    fitted = fit_select_refit(table, config, progress=False)
+    assert fitted.config.model == "ease"  # auto, for a catalog this size
+    chosen = fitted.settings["half_life"]
+    assert chosen > 0
+    assert fitted.served.model.config.half_life == chosen
+    no_decay = fit_select_refit(table, replace(config, half_life=0.0), progress=False)
+    assert fitted.selected.served_metrics()["ndcg"] > no_decay.selected.served_metrics()["ndcg"]
+
+
+def test_ease_without_rating_times_scores_without_decay() -> None:
+    data, _ = taste_data()  # from a frame without times
+    learn = ranking_learner(data, model="ease", progress=False, device="cpu")
+    learn.fit()
+    assert learn.chosen_settings() == {"half_life": 0.0}

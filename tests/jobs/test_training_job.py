@@ -152,7 +152,9 @@ def test_the_served_model_is_refitted_on_every_rating(engine: Engine, tmp_path: 
     assert metrics["refit"] is True
     assert metrics["n_served_model_ratings"] == metrics["n_ratings"]
     assert metrics["n_train"] + metrics["n_valid"] < metrics["n_ratings"]  # 'late' dropped
-    assert read_payload(active_version(engine).artifact_path)["metadata"]["refit_epochs"] == 2
+    assert read_payload(active_version(engine).artifact_path)["metadata"]["refit_settings"] == {
+        "epochs": 2
+    }
 
     kept = train_and_register(engine, replace(SMALL, refit=False), tmp_path, progress=False)
     assert kept.fitted.served is kept.fitted.selected
@@ -299,3 +301,12 @@ def test_a_hold_out_with_nothing_to_judge_on_is_a_clear_error(
     with pytest.raises(ValueError, match="has no rating of a user and an item the training"):
         train_and_register(engine, RANKING, tmp_path, progress=False)
     assert list_versions(engine)[0].status == "failed"
+
+
+def test_auto_ranks_with_ease_while_its_solve_fits_and_with_dot_otherwise() -> None:
+    ranking = TrainConfig(objective="ranking")
+    assert ranking.resolved(1_000).model == "ease"
+    assert ranking.resolved(30_001).model == "dot"
+    assert replace(ranking, epochs=3).resolved(1_000).model == "dot"  # asked for a schedule
+    assert TrainConfig().resolved(1_000).model == "dot"
+    assert replace(ranking, model="nn").resolved(1_000).model == "nn"
