@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -132,3 +133,28 @@ def test_quickstart_is_idempotent(cli_env: str) -> None:
     assert "not loading MovieLens-100k again" in second.output
     assert "data set: 100,000 ratings, 943 users, 1,682 items" in second.output
     assert counts(cli_env) == (100_000, 943, 1_682)
+
+
+def test_evaluate_chooses_on_the_training_part_and_reports_the_test_part(cli_env: str) -> None:
+    from recsys.data.splits import temporal_split
+    from recsys.db.ingest import ingest
+    from recsys.db.sources import from_frame
+    from tests.factories import taste_groups_with_unrated
+
+    frame = pd.concat(taste_groups_with_unrated(), ignore_index=True)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(cli_env)
+    ingest(engine, from_frame("ratings", frame, 500))
+    engine.dispose()
+
+    result = runner.invoke(app, ["evaluate", "--objective", "ranking", "--valid-pct", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "ease chose half_life" in result.output
+    assert "then refitted on all of it" in result.output
+    assert {"EASE", "popularity"} <= {line.split()[0] for line in result.output.splitlines()}
+    # Ranked: the users with a liked rating in their latest 20%, which the training
+    # part (the rest) knows, item included.
+    split = temporal_split(pd.factorize(frame["user_id"])[0], frame["timestamp"].to_numpy(), 0.2)
+    train, test = frame.iloc[split.train], frame.iloc[split.valid]
+    test = test[test["item_id"].isin(train["item_id"]) & (test["rating"] >= 4)]
+    assert f"{test['user_id'].nunique()} users with a test rating >= 4 were ranked" in result.output

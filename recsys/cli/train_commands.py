@@ -15,7 +15,12 @@ from recsys.cli.console import (
     out,
     require_schema,
 )
-from recsys.jobs.training_job import TrainConfig, train_and_register, train_from_database
+from recsys.jobs.training_job import (
+    TrainConfig,
+    fit_and_test,
+    read_training_table,
+    train_and_register,
+)
 from recsys.settings import Settings, get_settings
 from recsys.train import distributed
 
@@ -38,6 +43,9 @@ def train(
     wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
     factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
     l2: float | None = typer.Option(None, min=0.0, help="EASE's ridge [tuned default]."),
+    half_life: float | None = typer.Option(
+        None, min=0.0, help="EASE recency half-life in ratings; 0: none [chosen on the hold-out]."
+    ),
     batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
     valid_pct: float = typer.Option(0.1, help="Fraction of ratings held out to choose on."),
     split: str = typer.Option(
@@ -63,6 +71,7 @@ def train(
         lr=lr,
         wd=wd,
         l2=l2,
+        half_life=half_life,
         n_factors=factors,
         batch_size=batch_size,
         valid_pct=valid_pct,
@@ -101,36 +110,37 @@ def train(
 def evaluate(
     objective: ObjectiveOption = "rating",
     model: ModelOption = "auto",
-    valid_pct: float = typer.Option(0.2, help="Each user's latest fraction held out."),
+    valid_pct: float = typer.Option(0.2, help="Each user's latest fraction: the test part."),
     k: int = typer.Option(10, min=1, help="Length of the recommendation lists."),
     seed: int = typer.Option(42, help="Seed of the initial weights."),
 ) -> None:
-    """Train on a per-user temporal split; report RMSE/MAE and top-k metrics beside popularity."""
+    """Per-user temporal split: the pipeline of `recsys train` on the training part, then
+    RMSE/MAE and top-k metrics on the test part, beside popularity."""
     from recsys.collab.evaluate import evaluate as evaluate_learner
 
     settings = get_settings()
-    config = _train_config(
-        settings,
-        "temporal",
-        objective=objective,
-        model=model,
-        valid_pct=valid_pct,
-        seed=seed,
-        refit=False,  # the model is judged on the split it was fitted beside
-    )
+    # Choose on each user's latest 10% of the training part, refit on all of it.
+    config = _train_config(settings, "temporal", objective=objective, model=model, seed=seed)
     with database() as engine:
         require_schema(engine)
         try:
-            learn = train_from_database(engine, config).selected
+            table = read_training_table(engine, config)
+            fitted, test = fit_and_test(table, config, valid_pct)
         except ValueError as error:
             raise fail(str(error)) from None
-    results = evaluate_learner(learn, k=k)
+    results = evaluate_learner(fitted.served, k=k, test=test)
     names = ["rmse", "mae", "precision", "recall", "ndcg", "map", "hit_rate", "coverage"]
     headers = [f"{n}@{k}" if n in ("precision", "recall", "ndcg", "map") else n for n in names]
-    out.print(f"per-user temporal split ({valid_pct:.0%} held out), top-{k}", highlight=False)
+    chosen = ", ".join(f"{name} {value:g}" for name, value in fitted.settings.items())
+    out.print(
+        f"per-user temporal split ({valid_pct:.0%} of each user's ratings are the test part); "
+        f"{fitted.config.model} chose {chosen} on a hold-out carved from the training part, "
+        f"then refitted on all of it; top-{k}",
+        highlight=False,
+    )
     out.print(f"{'model':<16}" + "".join(f"{h:>13}" for h in headers), highlight=False)
     for model_name, metrics in results.items():
         cells = "".join(f"{metrics[n]:>13.4f}" if n in metrics else f"{'-':>13}" for n in names)
         out.print(f"{model_name:<16}{cells}", highlight=False)
     users = int(next(iter(results.values()))["users"])
-    out.print(f"{users} users with a held-out rating >= 4 were ranked", highlight=False)
+    out.print(f"{users} users with a test rating >= 4 were ranked", highlight=False)

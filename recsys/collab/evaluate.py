@@ -92,23 +92,37 @@ def ranking_metrics(
 
 
 def evaluate(
-    learn: CollabLearner, k: int = 10, relevant_at: float = LIKED_AT
+    learn: CollabLearner,
+    k: int = 10,
+    relevant_at: float = LIKED_AT,
+    test: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, float]]:
     """Top-``k`` metrics of the learner (and rating errors, for a rating model), and of the
-    popularity list beside it."""
+    popularity list beside it, on ``test`` (``user_id``, ``item_id``, ``rating``; pairs
+    the learner does not know are left out) or else on the learner's own hold-out.
+    Candidates are the items a user did not rate in the learner's training data."""
     data = learn.data
-    x, y = (t.cpu() for t in data.dls.valid.tensors)
-    users, items, ratings = x[:, 0].numpy(), x[:, 1].numpy(), y.numpy()
+    if test is None:
+        x, y = (t.cpu() for t in data.dls.valid.tensors)
+        users, items, ratings = x[:, 0].numpy(), x[:, 1].numpy(), y.numpy()
+    else:
+        users = pd.Index(data.user_map.ids).get_indexer(test["user_id"])
+        items = pd.Index(data.item_map.ids).get_indexer(test["item_id"])
+        known = (users >= 0) & (items >= 0)
+        users, items = users[known], items[known]
+        ratings = test["rating"].to_numpy(np.float32)[known]
     rating = {}
-    if learn.scoring_model.rating_range is not None:  # its scores are ratings
-        predictions, targets = learn.get_preds()
-        rating = {
-            "rmse": float(torch.sqrt(torch.mean((predictions - targets) ** 2))),
-            "mae": float(torch.mean(torch.abs(predictions - targets))),
-        }
+    model = learn.scoring_model.eval()
+    if model.rating_range is not None:  # its scores are ratings
+        with torch.no_grad():
+            predictions = model.score_pairs(
+                torch.from_numpy(users).to(learn.device), torch.from_numpy(items).to(learn.device)
+            )
+        errors = predictions.float().cpu().numpy() - ratings
+        rating = {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
     results = {}
     for name, scorer, extra in (
-        (type(learn.scoring_model).__name__, model_scorer(learn), rating),
+        (type(model).__name__, model_scorer(learn), rating),
         ("popularity", popularity_scorer(data), {}),
     ):
         metrics = ranking_metrics(

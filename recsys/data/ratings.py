@@ -95,6 +95,31 @@ class RatingsTable:
     def n_items(self) -> int:
         return len(self.item_map)
 
+    def take(self, rows: np.ndarray) -> RatingsTable:
+        """The ratings at ``rows``, with the same id maps and metadata."""
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return RatingsTable(
+            self.users[index],
+            self.items[index],
+            self.ratings[index],
+            self.timestamps[index],
+            self.user_map,
+            self.item_map,
+            self.user_metadata,
+            self.item_metadata,
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """The ratings in external ids: user_id, item_id, rating, timestamp."""
+        return pd.DataFrame(
+            {
+                "user_id": self.user_map.ids[self.users.numpy()],
+                "item_id": self.item_map.ids[self.items.numpy()],
+                "rating": self.ratings.numpy(),
+                "timestamp": self.timestamps.numpy(),
+            }
+        )
+
     @classmethod
     def from_frame(
         cls,

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import torch
 from sqlalchemy import Engine
 
@@ -16,6 +17,7 @@ from recsys.collab.dataset import CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.ranking import EASE_L2, ranking_learner
 from recsys.data.ratings import RatingsTable, read_ratings
+from recsys.data.splits import temporal_split
 from recsys.jobs.model_versions import (
     OBJECTIVES,
     fail_stale,
@@ -148,6 +150,17 @@ def fit_select_refit(
     served = build_learner(everything, table, refit, progress)
     served.fit_one_cycle(refit.epochs, refit.lr, refit.wd)
     return FittedModel(selected, served, settings, config)
+
+
+def fit_and_test(
+    table: RatingsTable, config: TrainConfig, test_pct: float = 0.2
+) -> tuple[FittedModel, pd.DataFrame]:
+    """Offline evaluation without choosing on what is reported: hold out each user's
+    latest ``test_pct`` as the test part, run :func:`fit_select_refit` on the rest
+    (its own hold-out carved from it), and return the fitted run and the test part."""
+    split = temporal_split(table.users.numpy(), table.timestamps.numpy(), test_pct)
+    fitted = fit_select_refit(table.take(split.train), config, progress=False)
+    return fitted, table.take(split.valid).frame()
 
 
 def read_training_table(engine: Engine, config: TrainConfig) -> RatingsTable:
