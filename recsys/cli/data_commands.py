@@ -178,7 +178,7 @@ def quickstart(
             f"({time.perf_counter() - started:.2f} s)",
             highlight=False,
         )
-        for objective, model_name in (("rating", "DotProductBias"), ("ranking", "ranking dot")):
+        for objective in ("rating", "ranking"):
             version = active_version(engine, objective)
             if version is not None:
                 out.print(
@@ -194,7 +194,8 @@ def quickstart(
                 settings.artifact_dir,
             )
             out.print(
-                f"trained {model_name} ({objective}) in {time.perf_counter() - started:.1f} s: "
+                f"trained {result.fitted.config.model} ({objective}) in "
+                f"{time.perf_counter() - started:.1f} s: "
                 f"model version {result.version_id} is active",
                 highlight=False,
             )
