@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.metrics import MODEL_VERSION, REFUSED, SWAPS
 from api.served_model import ServedModel
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.data.catalog import ItemCatalog
@@ -88,6 +89,7 @@ class ServiceState:
             except Exception as error:
                 self.refused.add(version.id)
                 self.broken[objective] = (version.id, f"{type(error).__name__}: {error}")
+                REFUSED.labels(objective).inc()
                 logger.exception(
                     "%s model version %s could not be loaded; still serving %s",
                     objective,
@@ -96,6 +98,8 @@ class ServiceState:
                 )
                 continue
             self.broken.pop(objective, None)
+            SWAPS.labels(objective).inc()
+            MODEL_VERSION.labels(objective).set(version.id)
             logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
             swapped = True
         return swapped

@@ -158,3 +158,32 @@ def test_evaluate_chooses_on_the_training_part_and_reports_the_test_part(cli_env
     train, test = frame.iloc[split.train], frame.iloc[split.valid]
     test = test[test["item_id"].isin(train["item_id"]) & (test["rating"] >= 4)]
     assert f"{test['user_id'].nunique()} users with a test rating >= 4 were ranked" in result.output
+
+
+def test_train_writes_its_figures_for_the_textfile_collector(cli_env: str, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from recsys.db.ingest import ingest
+    from recsys.db.sources import from_frame
+    from tests.factories import two_taste_groups
+
+    train, _ = two_taste_groups()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(cli_env)
+    ingest(engine, from_frame("ratings", train, 500))
+    engine.dispose()
+    path = tmp_path / "textfile" / "recsys_train.prom"
+    result = runner.invoke(
+        app, ["train", "--epochs", "2", "--factors", "4", "--metrics-file", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    values = {
+        (sample.name, sample.labels.get("name")): sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+    assert values[("recsys_training_ratings", None)] == len(train)
+    assert values[("recsys_training_promoted", None)] == 1.0
+    assert values[("recsys_training_duration_seconds", None)] > 0
+    assert values[("recsys_training_metric", "epochs")] == 2
+    assert 0 < values[("recsys_training_metric", "rmse")] < 5

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from api.deps import ModelDep, RecommendingModelDep
 from api.errors import ServiceError
+from api.metrics import FOLD_INS
 from api.model_swaps import ServiceState
 from api.recommendation_json import recommendations_response
 from api.schemas import PopularItem, Recommendations, SessionRequest
@@ -86,6 +87,7 @@ async def unknown_user(
         top = await run_in_threadpool(
             partial(model.recommender.recommend_from_ratings, rated, n, allowed=mask)
         )
+        FOLD_INS.inc()
         return described(model, top), "fold_in", model
     seen = set(rated["item_id"]) if exclude_seen else set()
     profile = None
@@ -137,6 +139,7 @@ async def session_recommendations(
     top = await run_in_threadpool(
         partial(model.recommender.recommend_from_ratings, session, body.n, allowed=mask)
     )
+    FOLD_INS.inc()
     return recommendations_response(user_id, model.version.id, "fold_in", described(model, top))
 
 

@@ -40,9 +40,10 @@ def put_user(user_id: str, body: UserProfile, engine: EngineDep, settings: Setti
     return {"user_id": user_id, **stored, "created": report.users_created == 1}
 
 
-@router.get("/users/{user_id}", response_model=UserProfile)
+@router.get("/users/{user_id}", response_model=UserProfile, dependencies=[ApiKeyDep])
 async def get_user(user_id: str, engine: EngineDep) -> dict:
-    """The user's stored metadata; 404 for a user the database does not hold."""
+    """The user's stored metadata (personal data: the API key, when the server has one);
+    404 for a user the database does not hold."""
     profiles = await run_in_threadpool(read_user_profiles, engine, [user_id])
     if profiles.empty:
         raise ServiceError(404, "unknown_user", f"unknown user id {user_id!r}")
