@@ -58,14 +58,15 @@ async def _follow_registry(app: FastAPI, every_seconds: float) -> None:
 
 async def _follow_ratings(app: FastAPI, every_seconds: float) -> None:
     """Poll for ratings written elsewhere (other workers, replicas, `recsys ingest`) and
-    fold them into the served models' seen items: every worker is current within
-    ``every_seconds`` plus the time of one small query."""
+    fold them into the served models' seen items, and for items hidden or shown: every
+    worker is current within ``every_seconds`` plus the time of two small queries."""
     while True:
         await asyncio.sleep(every_seconds)
         with contextlib.suppress(SQLAlchemyError):  # a database hiccup: try next time
             FOLLOWED.inc(
                 await run_in_threadpool(app.state.service.follow_ratings, app.state.engine)
             )
+            await run_in_threadpool(app.state.service.follow_hidden, app.state.engine)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -25,6 +25,7 @@ KEYED_READS = {
     ("get", "/models"),
     ("get", "/models/active"),
     ("get", "/metrics"),
+    ("get", "/users/{user_id}/similar"),
 }
 
 

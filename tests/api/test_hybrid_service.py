@@ -93,7 +93,11 @@ def test_without_metadata_the_old_rules_hold(hybrid: TestClient) -> None:
     popular = hybrid.get("/users/blank/recommendations", params={"fallback": "popular"}).json()
     assert popular["fallback"] == "popular"
     assert hybrid.get("/users/nobody").status_code == 404
-    missing = hybrid.post("/predictions", json={"pairs": [{"user_id": "nobody", "item_id": "i1"}]})
+    pairs = [{"user_id": "nobody", "item_id": "i1"}]
+    baseline = hybrid.post("/predictions", json={"pairs": pairs})
+    assert baseline.status_code == 200
+    assert baseline.json()["predictions"][0]["baseline"] is True
+    missing = hybrid.post("/predictions", json={"pairs": pairs, "unknown": "error"})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "unknown_user"
 
