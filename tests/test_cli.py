@@ -187,3 +187,35 @@ def test_train_writes_its_figures_for_the_textfile_collector(cli_env: str, tmp_p
     assert values[("recsys_training_duration_seconds", None)] > 0
     assert values[("recsys_training_metric", "epochs")] == 2
     assert 0 < values[("recsys_training_metric", "rmse")] < 5
+
+
+@pytest.mark.slow
+def test_export_writes_everyones_answer_of_the_api(cli_env: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from recsys.settings import get_settings
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["load", "movielens-100k"]).exit_code == 0
+    trained = runner.invoke(app, ["train", "--objective", "ranking"])
+    assert trained.exit_code == 0, trained.output
+    with TestClient(create_app(get_settings())) as client:
+        hidden = client.get("/users/1/recommendations", params={"n": 1}).json()["items"][0]
+        assert client.patch(f"/items/{hidden['item_id']}", json={"hidden": True}).status_code == 200
+        path = tmp_path / "recs.parquet"
+        result = runner.invoke(app, ["recommend", "--all", "--n", "10", "--out", str(path)])
+        assert result.exit_code == 0, result.output
+        assert "wrote 9,430 recommendations for 943 users" in result.output
+        exported = pd.read_parquet(path)
+        assert list(exported.columns) == ["user_id", "rank", "item_id", "score"]
+        assert hidden["item_id"] not in set(exported["item_id"])
+        for user in ("1", "13", "405", "655", "943"):
+            answer = client.get(f"/users/{user}/recommendations", params={"n": 10}).json()
+            mine = exported[exported["user_id"] == user].sort_values("rank")
+            assert mine["item_id"].tolist() == [item["item_id"] for item in answer["items"]]
+    csv = runner.invoke(app, ["recommend", "--all", "--n", "3", "--out", str(tmp_path / "r.csv")])
+    assert csv.exit_code == 0, csv.output
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 943 * 3
+    assert runner.invoke(app, ["recommend", "--all", "--out", "x.json"]).exit_code == 1
+    assert runner.invoke(app, ["recommend"]).exit_code == 1
