@@ -22,6 +22,7 @@ from api.errors import install_error_handlers
 from api.metrics import FOLLOWED, RequestMetrics, worker_stopped
 from api.model_files import ModelFile
 from api.model_swaps import ServiceState
+from api.openapi_errors import document_errors
 from api.routes import (
     explorer,
     health,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _serve_docs(app)
+    document_errors(app)
     return app
 
 

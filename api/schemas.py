@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
@@ -138,11 +138,18 @@ class ExplorerData(BaseModel):
     items: list[ExplorerItem]
 
 
+def _utc(moment: datetime) -> datetime:
+    """Times the database stores without a zone are UTC (SQLite's CURRENT_TIMESTAMP)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class ModelVersionOut(BaseModel):
     id: int
     kind: str
     objective: str
-    created_at: datetime
+    created_at: Annotated[datetime, AfterValidator(_utc)] = Field(
+        description="When the run started, with its time zone (UTC)."
+    )
     status: str
     is_active: bool
     metrics: dict[str, Any]
