@@ -11,7 +11,8 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 from sqlalchemy import Engine
 
 from api.errors import ServiceError
@@ -63,16 +64,25 @@ async def get_rating_model(request: Request) -> ServedModel:
     raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
 
 
+# A security scheme, so OpenAPI and /docs ("Authorize") know which operations need it.
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,  # the one error shape below, not FastAPI's 403
+    description="RECSYS_API_KEY. Writes, admin operations and reads of personal or "
+    "operational data need it when the server has one.",
+)
+
+
 async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings_dep)],
-    x_api_key: Annotated[str | None, Header()] = None,
+    key: Annotated[str | None, Security(API_KEY)] = None,
 ) -> None:
-    """Writes need ``X-API-Key`` when RECSYS_API_KEY is set: 401 without it, 403 if wrong."""
+    """``X-API-Key`` when RECSYS_API_KEY is set: 401 without it, 403 if wrong."""
     if settings.api_key is None:
         return
-    if not x_api_key:  # absent, or present and empty: never a key
+    if not key:  # absent, or present and empty: never a key
         raise ServiceError(401, "missing_api_key", "this endpoint needs the X-API-Key header")
-    if not secrets.compare_digest(x_api_key, settings.api_key):
+    if not secrets.compare_digest(key, settings.api_key):
         raise ServiceError(403, "wrong_api_key", "the X-API-Key header is not the right key")
 
 

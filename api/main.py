@@ -8,16 +8,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.body_limit import BodyLimit, Limit
 from api.errors import install_error_handlers
+from api.metrics import FOLLOWED, RequestMetrics, worker_stopped
 from api.model_files import ModelFile
 from api.model_swaps import ServiceState
+from api.openapi_errors import document_errors
 from api.routes import (
     explorer,
     health,
@@ -35,6 +40,9 @@ from recsys.tabular.tabular_learner import load_tabular
 from recsys.vision.vision_learner import load_vision
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Swagger UI and ReDoc served by the app itself: FastAPI's defaults load them from a
+# CDN, and /docs is a blank page on a machine without internet access.
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 UPLOAD_OVERHEAD = 64 * 1024
 
 
@@ -51,12 +59,15 @@ async def _follow_registry(app: FastAPI, every_seconds: float) -> None:
 
 async def _follow_ratings(app: FastAPI, every_seconds: float) -> None:
     """Poll for ratings written elsewhere (other workers, replicas, `recsys ingest`) and
-    fold them into the served models' seen items: every worker is current within
-    ``every_seconds`` plus the time of one small query."""
+    fold them into the served models' seen items, and for items hidden or shown: every
+    worker is current within ``every_seconds`` plus the time of two small queries."""
     while True:
         await asyncio.sleep(every_seconds)
         with contextlib.suppress(SQLAlchemyError):  # a database hiccup: try next time
-            await run_in_threadpool(app.state.service.follow_ratings, app.state.engine)
+            FOLLOWED.inc(
+                await run_in_threadpool(app.state.service.follow_ratings, app.state.engine)
+            )
+            await run_in_threadpool(app.state.service.follow_hidden, app.state.engine)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -94,11 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for watcher in watchers:
                 watcher.cancel()
             app.state.engine.dispose()
+            worker_stopped()
 
     app = FastAPI(
         title="recsys",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="Recommendations, rating predictions and similar items in your own ids; "
         "tabular and image predictions.",
     )
@@ -115,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         },
     )
+    app.add_middleware(RequestMetrics)  # outermost: it sees every answer, 413s included
     for module in (
         health,
         recommendations,
@@ -128,4 +143,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _serve_docs(app)
+    document_errors(app)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from files in the installed package, no CDN."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )

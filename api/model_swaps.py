@@ -18,10 +18,12 @@ import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.metrics import MODEL_VERSION, REFUSED, SWAPS
 from api.served_model import ServedModel
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.data.catalog import ItemCatalog
 from recsys.data.ratings import read_rating_changes
+from recsys.db.item_visibility import read_hidden
 from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
 
 logger = logging.getLogger("recsys.api")
@@ -36,6 +38,7 @@ class ServiceState:
         self.refused: set[int] = set()  # versions whose weights did not load
         # objective -> (version id, why): the active version that could not be served.
         self.broken: dict[str, tuple[int, str]] = {}
+        self.hidden: frozenset[str] = frozenset()  # as the served models apply them
 
     @property
     def model(self) -> ServedModel | None:
@@ -88,6 +91,7 @@ class ServiceState:
             except Exception as error:
                 self.refused.add(version.id)
                 self.broken[objective] = (version.id, f"{type(error).__name__}: {error}")
+                REFUSED.labels(objective).inc()
                 logger.exception(
                     "%s model version %s could not be loaded; still serving %s",
                     objective,
@@ -96,6 +100,8 @@ class ServiceState:
                 )
                 continue
             self.broken.pop(objective, None)
+            SWAPS.labels(objective).inc()
+            MODEL_VERSION.labels(objective).set(version.id)
             logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
             swapped = True
         return swapped
@@ -104,6 +110,17 @@ class ServiceState:
         """New ratings count as seen (and liked) in every served model at once."""
         for model in list(self.models.values()):
             model.recommender.add_feedback(rows)
+
+    def follow_hidden(self, engine: Engine) -> bool:
+        """Apply the database's hidden items to every served model if they changed since
+        the last look; True when they did."""
+        hidden = read_hidden(engine)
+        if hidden == self.hidden:
+            return False
+        for model in list(self.models.values()):
+            model.hide(hidden)
+        self.hidden = hidden
+        return True
 
     def follow_ratings(self, engine: Engine) -> int:
         """Fold ratings written since each model was loaded — by another worker, another

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
@@ -138,11 +138,18 @@ class ExplorerData(BaseModel):
     items: list[ExplorerItem]
 
 
+def _utc(moment: datetime) -> datetime:
+    """Times the database stores without a zone are UTC (SQLite's CURRENT_TIMESTAMP)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class ModelVersionOut(BaseModel):
     id: int
     kind: str
     objective: str
-    created_at: datetime
+    created_at: Annotated[datetime, AfterValidator(_utc)] = Field(
+        description="When the run started, with its time zone (UTC)."
+    )
     status: str
     is_active: bool
     metrics: dict[str, Any]
@@ -178,6 +185,46 @@ class TabularSchema(BaseModel):
     categorical: list[str]
     continuous: list[str]
     classes: list[str]
+
+
+class ScoredUser(BaseModel):
+    user_id: str
+    score: float = Field(description="Cosine similarity of the two users' vectors.")
+
+
+class SimilarUsers(BaseModel):
+    user_id: str
+    model_version: int
+    users: list[ScoredUser]
+
+
+class ItemIn(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=1000)
+    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=50, description="Replaces the stored genres when given."
+    )
+    release_date: date | None = None
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str | None
+    genres: list[str]
+    release_date: date | None
+    hidden: bool
+    created: bool = Field(description="True when this request created the item.")
+
+
+class ItemVisibility(BaseModel):
+    hidden: bool = Field(
+        description="True: never recommended, offered as similar, listed as popular or "
+        "drawn on the explorer, by every worker within a second; the item and its ratings "
+        "stay."
+    )
+
+
+class ItemVisibilityOut(ItemVisibility):
+    item_id: str
 
 
 class UserProfile(BaseModel):

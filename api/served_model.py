@@ -9,6 +9,7 @@ what to recommend; this module only names and describes what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -72,13 +73,22 @@ class ServedModel:
             [float(v) for v in item_map.explained_variance],
         )
 
-    def genre_mask(self, genre: str | None) -> torch.Tensor | None:
-        """The model items of ``genre`` (None: no filter); UnknownGenreError for a genre
-        no item has. Built on first use, then kept."""
-        if genre is None:
+    def genre_mask(self, genres: Sequence[str] | None) -> torch.Tensor | None:
+        """The model items of any of ``genres`` (None or empty: no filter);
+        UnknownGenreError for a genre no item has. Built on first use, then kept."""
+        if not genres:
             return None
-        key = self.catalog.genre(genre).lower()
+        key = ",".join(sorted({self.catalog.genre(genre).lower() for genre in genres}))
         if key not in self._genre_masks:
-            mask = self.catalog.genre_mask(genre, self.recommender.item_map.ids)
+            mask = self.catalog.genre_mask(genres, self.recommender.item_map.ids)
             self._genre_masks[key] = torch.from_numpy(mask)
         return self._genre_masks[key]
+
+    def hide(self, item_ids: frozenset[str]) -> None:
+        """Hidden items leave every answer: recommendations, similar items, popular."""
+        self.recommender.hide(item_ids)
+        self.catalog.hide(item_ids)
+
+    def visible_explorer(self) -> pd.DataFrame:
+        """The explorer map without hidden items."""
+        return self.explorer[~self.explorer["item_id"].isin(list(self.catalog.hidden))]

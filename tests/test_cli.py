@@ -158,3 +158,64 @@ def test_evaluate_chooses_on_the_training_part_and_reports_the_test_part(cli_env
     train, test = frame.iloc[split.train], frame.iloc[split.valid]
     test = test[test["item_id"].isin(train["item_id"]) & (test["rating"] >= 4)]
     assert f"{test['user_id'].nunique()} users with a test rating >= 4 were ranked" in result.output
+
+
+def test_train_writes_its_figures_for_the_textfile_collector(cli_env: str, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from recsys.db.ingest import ingest
+    from recsys.db.sources import from_frame
+    from tests.factories import two_taste_groups
+
+    train, _ = two_taste_groups()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(cli_env)
+    ingest(engine, from_frame("ratings", train, 500))
+    engine.dispose()
+    path = tmp_path / "textfile" / "recsys_train.prom"
+    result = runner.invoke(
+        app, ["train", "--epochs", "2", "--factors", "4", "--metrics-file", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    values = {
+        (sample.name, sample.labels.get("name")): sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+    assert values[("recsys_training_ratings", None)] == len(train)
+    assert values[("recsys_training_promoted", None)] == 1.0
+    assert values[("recsys_training_duration_seconds", None)] > 0
+    assert values[("recsys_training_metric", "epochs")] == 2
+    assert 0 < values[("recsys_training_metric", "rmse")] < 5
+
+
+@pytest.mark.slow
+def test_export_writes_everyones_answer_of_the_api(cli_env: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from recsys.settings import get_settings
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["load", "movielens-100k"]).exit_code == 0
+    trained = runner.invoke(app, ["train", "--objective", "ranking"])
+    assert trained.exit_code == 0, trained.output
+    with TestClient(create_app(get_settings())) as client:
+        hidden = client.get("/users/1/recommendations", params={"n": 1}).json()["items"][0]
+        assert client.patch(f"/items/{hidden['item_id']}", json={"hidden": True}).status_code == 200
+        path = tmp_path / "recs.parquet"
+        result = runner.invoke(app, ["recommend", "--all", "--n", "10", "--out", str(path)])
+        assert result.exit_code == 0, result.output
+        assert "wrote 9,430 recommendations for 943 users" in result.output
+        exported = pd.read_parquet(path)
+        assert list(exported.columns) == ["user_id", "rank", "item_id", "score"]
+        assert hidden["item_id"] not in set(exported["item_id"])
+        for user in ("1", "13", "405", "655", "943"):
+            answer = client.get(f"/users/{user}/recommendations", params={"n": 10}).json()
+            mine = exported[exported["user_id"] == user].sort_values("rank")
+            assert mine["item_id"].tolist() == [item["item_id"] for item in answer["items"]]
+    csv = runner.invoke(app, ["recommend", "--all", "--n", "3", "--out", str(tmp_path / "r.csv")])
+    assert csv.exit_code == 0, csv.output
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 943 * 3
+    assert runner.invoke(app, ["recommend", "--all", "--out", "x.json"]).exit_code == 1
+    assert runner.invoke(app, ["recommend"]).exit_code == 1

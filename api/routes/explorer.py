@@ -22,7 +22,7 @@ def explorer_items(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 500,
 ) -> dict:
     """Items on the first three principal components, most rated first."""
-    frame = model.explorer.copy()
+    frame = model.visible_explorer().copy()
     frame["n_ratings"] = frame["n_ratings"].fillna(0).astype(int)
     frame = frame[frame["n_ratings"] >= min_ratings]
     frame = frame.sort_values("n_ratings", ascending=False, kind="stable").head(limit)

@@ -1,13 +1,14 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import EngineDep, SettingsDep, StateDep
+from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
+from api.metrics import render
 from recsys.db.engine import refuses_writes
 from recsys.db.migrate import current_revision, head_revision
 
@@ -18,6 +19,20 @@ router = APIRouter(tags=["health"])
 async def health() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+@router.get(
+    "/metrics",
+    dependencies=[ApiKeyDep],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def metrics() -> Response:
+    """Prometheus metrics of every worker: requests and latency per route and status,
+    the model version each worker serves, swaps, refused versions, stored feedback,
+    fold-ins. Operational detail: the API key, when the server has one."""
+    body, content_type = render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/ready")

@@ -9,12 +9,24 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from api.deps import EngineDep, ModelDep, RatingModelDep
+from api.deps import ApiKeyDep, EngineDep, ModelDep, RatingModelDep, SettingsDep, StateDep
 from api.errors import ServiceError
-from api.schemas import PredictionRequest, Predictions, SimilarItems
+from api.schemas import (
+    ItemIn,
+    ItemOut,
+    ItemVisibility,
+    ItemVisibilityOut,
+    PredictionRequest,
+    Predictions,
+    SimilarItems,
+)
 from recsys.collab.recommender import RatingPredictions, Recommender, Unknown
-from recsys.data.catalog import read_item_metadata, read_user_profiles
+from recsys.data.catalog import read_item, read_item_metadata, read_user_profiles
 from recsys.data.ratings import UnknownIdError
+from recsys.db.ingest import ingest
+from recsys.db.item_visibility import set_hidden
+from recsys.db.sources import IngestError, from_frame
+from recsys.db.validate import check_id
 
 router = APIRouter(tags=["items"])
 
@@ -47,6 +59,39 @@ async def similar(
             for i, s in zip(neighbours["item_id"], neighbours["score"], strict=True)
         ],
     }
+
+
+@router.put("/items/{item_id}", response_model=ItemOut, dependencies=[ApiKeyDep])
+def put_item(item_id: str, body: ItemIn, engine: EngineDep, settings: SettingsDep) -> dict:
+    """Create the item, or update the fields given (fields left out keep their stored
+    value, as re-ingesting an items file does): a new item exists before its first
+    rating. Models learn it at their next training run."""
+    try:
+        item_id = check_id(item_id)
+    except ValueError as error:
+        raise ServiceError(422, "invalid_item", f"item id {error}") from None
+    release = body.release_date.isoformat() if body.release_date else None
+    row = pd.DataFrame(
+        [{"item_id": item_id, "title": body.title, "genres": body.genres, "release_date": release}]
+    )
+    try:
+        report = ingest(engine, items_source=from_frame("request", row, settings.ingest_chunk_rows))
+    except IngestError as error:
+        raise ServiceError(422, "invalid_item", f"{error} (nothing was stored)") from None
+    stored = read_item(engine, item_id)
+    assert stored is not None  # just written
+    return {"item_id": item_id, **stored, "created": report.items_created == 1}
+
+
+@router.patch("/items/{item_id}", response_model=ItemVisibilityOut, dependencies=[ApiKeyDep])
+def patch_item(item_id: str, body: ItemVisibility, engine: EngineDep, state: StateDep) -> dict:
+    """Hide an item from every answer (or show it again); 404 for an unknown item.
+
+    This worker applies it at once, the others at their next poll (half a second)."""
+    if not set_hidden(engine, item_id, body.hidden):
+        raise ServiceError(404, "unknown_item", f"unknown item id {item_id!r}")
+    state.follow_hidden(engine)
+    return {"item_id": item_id, "hidden": body.hidden}
 
 
 @router.post("/predictions", response_model=Predictions)

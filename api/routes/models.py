@@ -21,7 +21,8 @@ from recsys.jobs.model_versions import (
     rollback,
 )
 
-router = APIRouter(tags=["models"])
+# The registry is operational detail (runs, hosts, metrics, paths): all of it needs the key.
+router = APIRouter(tags=["models"], dependencies=[ApiKeyDep])
 
 
 @router.get("/models", response_model=list[ModelVersionOut])
@@ -53,9 +54,7 @@ def _swap(request: Request, engine: Engine, change: Callable[[Engine], ModelVers
     return asdict(version)
 
 
-@router.post(
-    "/models/{version_id}/activate", response_model=ModelVersionOut, dependencies=[ApiKeyDep]
-)
+@router.post("/models/{version_id}/activate", response_model=ModelVersionOut)
 def activate_version(
     version_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, engine: EngineDep
 ) -> dict:
@@ -63,7 +62,7 @@ def activate_version(
     return _swap(request, engine, lambda e: activate(e, version_id))
 
 
-@router.post("/models/rollback", response_model=ModelVersionOut, dependencies=[ApiKeyDep])
+@router.post("/models/rollback", response_model=ModelVersionOut)
 def rollback_version(request: Request, engine: EngineDep, objective: Objective = "rating") -> dict:
     """Serve the newest ready version of the objective older than its active one."""
     return _swap(request, engine, lambda e: rollback(e, objective))

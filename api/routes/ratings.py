@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
+from api.metrics import FEEDBACK
 from api.schemas import FeedbackRequest, FeedbackResult
 from recsys.db.ingest import ingest
 from recsys.db.sources import IngestError, from_frame
@@ -37,6 +38,8 @@ def add_ratings(
     except IngestError as error:
         raise ServiceError(422, "invalid_rating", f"{error} (nothing was stored)") from None
     state.record_feedback(rows)
+    FEEDBACK.labels("inserted").inc(report.ratings_inserted)
+    FEEDBACK.labels("updated").inc(report.ratings_updated)
     return {
         "received": report.ratings_read,
         "inserted": report.ratings_inserted,

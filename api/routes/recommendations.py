@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated, Literal
 
@@ -13,6 +15,7 @@ from sqlalchemy import Engine
 
 from api.deps import ModelDep, RecommendingModelDep
 from api.errors import ServiceError
+from api.metrics import FOLD_INS
 from api.model_swaps import ServiceState
 from api.recommendation_json import recommendations_response
 from api.schemas import PopularItem, Recommendations, SessionRequest
@@ -23,7 +26,27 @@ from recsys.data.catalog import UnknownGenreError, read_user_profiles, read_user
 router = APIRouter(tags=["recommendations"])
 
 N = Annotated[int, Query(ge=1, le=500, description="How many items.")]
-Genre = Annotated[str | None, Query(max_length=64, description="Only items of this genre.")]
+Offset = Annotated[
+    int, Query(ge=0, le=10_000, description="Skip the best `offset` (the next page: offset + n).")
+]
+Genres = Annotated[
+    list[Annotated[str, Query(max_length=64)]] | None,
+    Query(max_length=20, description="Only items of any of these genres (repeat the parameter)."),
+]
+Exclude = Annotated[
+    list[Annotated[str, Query(max_length=255)]] | None,
+    Query(max_length=500, description="Item ids to leave out (repeat the parameter)."),
+]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which part of a ranked list a request wants."""
+
+    n: int
+    offset: int = 0
+    genres: Sequence[str] = ()
+    exclude: Sequence[str] = ()
 
 
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
@@ -32,8 +55,10 @@ async def user_recommendations(
     model: RecommendingModelDep,
     request: Request,
     n: N = 10,
+    offset: Offset = 0,
     exclude_seen: bool = True,
-    genre: Genre = None,
+    genre: Genres = None,
+    exclude: Exclude = None,
     fallback: Annotated[Literal["none", "popular"], Query()] = "none",
 ) -> Response:
     """Top-n items for the user, best first, items they rated left out by default.
@@ -51,16 +76,22 @@ async def user_recommendations(
     loaded (``fallback: "metadata"``); otherwise 404, or with ``fallback=popular`` the
     most rated items they have not rated yet.
     """
+    page = Page(n, offset, genre or (), exclude or ())
     try:
         if user_id in model.recommender.user_map:
             top = model.recommender.recommend_many(
-                [user_id], n, exclude_seen, allowed=model.genre_mask(genre)
+                [user_id],
+                n,
+                exclude_seen,
+                exclude=page.exclude,
+                allowed=model.genre_mask(page.genres),
+                offset=offset,
             )[0]
             items, used_fallback = described(model, top, user_id), None
         else:
             items, used_fallback, model = await unknown_user(
                 user_id, model, request.app.state.engine, request.app.state.service,
-                n, exclude_seen, genre, fallback,
+                page, exclude_seen, fallback,
             )  # fmt: skip
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None
@@ -72,33 +103,41 @@ async def unknown_user(
     model: ServedModel,
     engine: Engine,
     state: ServiceState,
-    n: int,
+    page: Page,
     exclude_seen: bool,
-    genre: str | None,
     fallback: str,
 ) -> tuple[bytes, str, ServedModel]:
     """A user the model never saw: folded in from their ratings in the database when they
     have some of items it knows, else from their profile by a model that reads metadata,
     else the popularity list when asked for; 404 otherwise."""
     rated = await run_in_threadpool(read_user_ratings, engine, user_id)
-    mask = model.genre_mask(genre)
+    mask = model.genre_mask(page.genres)
     if rated["item_id"].isin(model.recommender.item_map.ids).any():
         top = await run_in_threadpool(
-            partial(model.recommender.recommend_from_ratings, rated, n, allowed=mask)
+            partial(
+                model.recommender.recommend_from_ratings,
+                rated,
+                page.n,
+                exclude=page.exclude,
+                allowed=mask,
+                offset=page.offset,
+            )
         )
+        FOLD_INS.inc()
         return described(model, top), "fold_in", model
     seen = set(rated["item_id"]) if exclude_seen else set()
+    seen |= set(page.exclude)
     profile = None
     if state.metadata_model is not None:
         profile = await run_in_threadpool(known_profile, engine, user_id)
     if profile is not None:
         model = state.metadata_model  # type: ignore[assignment]
         top = model.recommender.recommend_for_profile(
-            profile, n, exclude=seen, allowed=model.genre_mask(genre)
+            profile, page.n, exclude=seen, allowed=model.genre_mask(page.genres), offset=page.offset
         )
         return described(model, top), "metadata", model
     if fallback == "popular":
-        rows = await run_in_threadpool(popular_rows, model, n, genre, seen)
+        rows = await run_in_threadpool(popular_rows, model, replace(page, exclude=tuple(seen)))
         items = [
             {
                 "item_id": row["item_id"],
@@ -131,12 +170,13 @@ async def session_recommendations(
             422, "unknown_items", "none of the items is known to the model: nothing to go on"
         )
     try:
-        mask = model.genre_mask(body.genre)
+        mask = model.genre_mask([body.genre] if body.genre else None)
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None
     top = await run_in_threadpool(
         partial(model.recommender.recommend_from_ratings, session, body.n, allowed=mask)
     )
+    FOLD_INS.inc()
     return recommendations_response(user_id, model.version.id, "fold_in", described(model, top))
 
 
@@ -160,10 +200,8 @@ def known_profile(engine: Engine, user_id: str) -> dict | None:
     return profile or None
 
 
-def popular_rows(
-    model: ServedModel, n: int, genre: str | None, exclude: set[str] = frozenset()
-) -> list[dict]:
-    frame = model.catalog.popular(n, genre, exclude)
+def popular_rows(model: ServedModel, page: Page) -> list[dict]:
+    frame = model.catalog.popular(page.n, page.genres, page.exclude, page.offset)
     return [
         {
             "item_id": row.item_id,
@@ -177,11 +215,17 @@ def popular_rows(
 
 
 @router.get("/popular", response_model=list[PopularItem])
-def popular_items(model: ModelDep, n: N = 10, genre: Genre = None) -> list[dict]:
+def popular_items(
+    model: ModelDep,
+    n: N = 10,
+    offset: Offset = 0,
+    genre: Genres = None,
+    exclude: Exclude = None,
+) -> list[dict]:
     """The most-rated items: what to show someone the model knows nothing about.
 
     Precomputed order and genre masks; in a worker thread, off the event loop."""
     try:
-        return popular_rows(model, n, genre)
+        return popular_rows(model, Page(n, offset, genre or (), exclude or ()))
     except UnknownGenreError as error:
         raise ServiceError(422, "unknown_genre", str(error)) from None

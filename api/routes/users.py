@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ApiKeyDep, EngineDep, SettingsDep
+from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
-from api.schemas import UserProfile, UserProfileOut
+from api.schemas import SimilarUsers, UserProfile, UserProfileOut
 from recsys.data.catalog import read_user_profiles
+from recsys.data.ratings import UnknownIdError
 from recsys.db.ingest import ingest
 from recsys.db.sources import IngestError, from_frame
+from recsys.models.scorer import CapabilityError
 
 router = APIRouter(tags=["users"])
 
@@ -40,13 +44,47 @@ def put_user(user_id: str, body: UserProfile, engine: EngineDep, settings: Setti
     return {"user_id": user_id, **stored, "created": report.users_created == 1}
 
 
-@router.get("/users/{user_id}", response_model=UserProfile)
+@router.get("/users/{user_id}", response_model=UserProfile, dependencies=[ApiKeyDep])
 async def get_user(user_id: str, engine: EngineDep) -> dict:
-    """The user's stored metadata; 404 for a user the database does not hold."""
+    """The user's stored metadata (personal data: the API key, when the server has one);
+    404 for a user the database does not hold."""
     profiles = await run_in_threadpool(read_user_profiles, engine, [user_id])
     if profiles.empty:
         raise ServiceError(404, "unknown_user", f"unknown user id {user_id!r}")
     return _fields(profiles.iloc[0])
+
+
+@router.get("/users/{user_id}/similar", response_model=SimilarUsers, dependencies=[ApiKeyDep])
+def similar_users(
+    user_id: str, state: StateDep, n: Annotated[int, Query(ge=1, le=500)] = 10
+) -> dict:
+    """The users nearest to this one by cosine similarity of their vectors, from the
+    recommending model, or the rating model when that one has no user vectors (EASE
+    has none). Other users' ids are behavioural data: the API key, when set."""
+    candidates = [state.recommending, state.models.get("rating")]
+    models = [m for i, m in enumerate(candidates) if m is not None and m not in candidates[:i]]
+    if not models:
+        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
+    for model in models:
+        try:
+            frame = model.recommender.similar_users(user_id, n)
+        except CapabilityError:
+            continue
+        except UnknownIdError as error:
+            raise ServiceError(404, "unknown_user", str(error)) from None
+        return {
+            "user_id": user_id,
+            "model_version": model.version.id,
+            "users": [
+                {"user_id": str(u), "score": float(s)}
+                for u, s in zip(frame["user_id"], frame["score"], strict=True)
+            ],
+        }
+    raise ServiceError(
+        409,
+        "no_user_vectors",
+        "no active model has user vectors (EASE has none): train a dot or nn model",
+    )
 
 
 def _fields(row: pd.Series) -> dict:

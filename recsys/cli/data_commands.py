@@ -206,4 +206,4 @@ def quickstart(
             f"serving on http://{host}:{port} (explorer: /explorer, API docs: /docs); Ctrl-C stops",
             highlight=False,
         )
-        serve(host=host, port=port, workers=1)
+        serve(host=host, port=port, workers=1, insecure=False)

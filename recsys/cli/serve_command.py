@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import tempfile
+from pathlib import Path
+
 import typer
+
+from recsys.cli.console import fail
+from recsys.settings import get_settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def metrics_folder() -> Path:
+    """The folder where every worker writes its Prometheus values (see api.metrics): the
+    one PROMETHEUS_MULTIPROC_DIR names, emptied of a previous run's files, else a new
+    one. Set before any worker imports prometheus_client."""
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if named:
+        folder = Path(named)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="recsys-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
+    insecure: bool = typer.Option(
+        False, help="Listen beyond loopback without RECSYS_API_KEY (anyone who reaches it writes)."
+    ),
 ) -> None:
     """Serve the HTTP API with uvicorn (the active model version, loaded at start)."""
+    if not is_loopback(host) and get_settings().api_key is None and not insecure:
+        raise fail(
+            f"refusing to serve on {host} without RECSYS_API_KEY: anyone who reaches the port "
+            "could write ratings and swap models; set the key, or pass --insecure"
+        )
+    metrics_folder()
     import uvicorn  # only this command needs the server
 
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)

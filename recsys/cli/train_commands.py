@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch.distributed
@@ -21,6 +22,7 @@ from recsys.jobs.training_job import (
     read_training_table,
     train_and_register,
 )
+from recsys.jobs.training_metrics import write_training_metrics
 from recsys.settings import Settings, get_settings
 from recsys.train import distributed
 
@@ -59,6 +61,9 @@ def train(
     promote: str = typer.Option(
         "auto", help="auto: activate only if it beats the active version; always; never."
     ),
+    metrics_file: Path | None = typer.Option(
+        None, help="Also write the run's figures there for Prometheus' textfile collector."
+    ),
 ) -> None:
     """Train a collaborative model on the database's ratings; register it, maybe promote it."""
     settings = get_settings()
@@ -92,6 +97,8 @@ def train(
         torch.distributed.destroy_process_group()
         if not selected.context.is_main:
             return
+    if metrics_file is not None:
+        write_training_metrics(metrics_file, result)
     metrics = selected.served_metrics()
     shown = selected.summary_metrics
     state = "is now active" if result.promoted else "was not promoted"

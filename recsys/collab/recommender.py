@@ -87,6 +87,7 @@ class Recommender:
     ) -> None:
         self.model = model.eval()
         self.baseline = baseline
+        self.hidden: torch.Tensor | None = None  # items never answered (see hide)
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
@@ -125,6 +126,17 @@ class Recommender:
             [self.item_map.index(i) for i in item_ids if i in self.item_map], dtype=np.int64
         )
 
+    def hide(self, item_ids: Iterable[object]) -> None:
+        """These items, and no others, are never recommended or offered as similar (ids
+        the model does not know are ignored): discontinued products, takedowns."""
+        indices = self._known_items(item_ids)
+        if len(indices) == 0:
+            self.hidden = None
+            return
+        hidden = torch.zeros(len(self.item_map), dtype=torch.bool, device=self.device)
+        hidden[indices] = True
+        self.hidden = hidden  # one assignment: a request sees the old mask or the new
+
     def _ranked(
         self,
         scores: torch.Tensor,
@@ -132,12 +144,15 @@ class Recommender:
         exclude_rows: Sequence[np.ndarray] | None,
         exclude: Iterable[object],
         allowed: Allowed,
+        offset: int = 0,
     ) -> list[TopItems]:
-        values, indices = top_k(
-            scores, n, exclude_rows, self._known_items(exclude), self.item_mask(allowed)
-        )
+        """The one ranking path: best ``n`` from place ``offset`` on, never a hidden item."""
+        mask, hidden = self.item_mask(allowed), self.hidden
+        if hidden is not None:
+            mask = ~hidden if mask is None else mask & ~hidden
+        values, indices = top_k(scores, n + offset, exclude_rows, self._known_items(exclude), mask)
         return [
-            TopItems(self.item_map.ids[rows], values_row, rows)
+            TopItems(self.item_map.ids[rows[offset:]], values_row[offset:], rows[offset:])
             for rows, values_row in finite_rows(values, indices)
         ]
 
@@ -150,6 +165,7 @@ class Recommender:
         exclude_seen: bool = True,
         exclude: Iterable[object] = (),
         allowed: Allowed = None,
+        offset: int = 0,
     ) -> list[TopItems]:
         """Each user's top-``n`` items, best first (batch-first: one scoring pass).
 
@@ -159,11 +175,12 @@ class Recommender:
             exclude_seen: leave out each user's seen items (see the module docstring).
             exclude: item ids no user gets (unknown ids are ignored).
             allowed: the only candidates — item ids, or a bool mask over model items.
+            offset: skip the best ``offset`` (paging: the next page is offset + n).
         """
         users = self.user_map.indices(user_ids)
         scores = self.model.score_all_items(torch.from_numpy(users).to(self.device)).float()
         seen = [self.seen.seen(int(u)) for u in users] if exclude_seen else None
-        return self._ranked(scores, n, seen, exclude, allowed)
+        return self._ranked(scores, n, seen, exclude, allowed, offset)
 
     def recommend(
         self,
@@ -183,6 +200,7 @@ class Recommender:
         n: int = 10,
         exclude: Iterable[object] = (),
         allowed: Allowed = None,
+        offset: int = 0,
     ) -> TopItems:
         """Top-``n`` for someone known only by metadata, e.g. ``{"age": 31, "gender": "F",
         "occupation": "engineer"}``; NoMetadataError for a model that reads none."""
@@ -190,7 +208,7 @@ class Recommender:
             raise NoMetadataError(f"{type(self.model).__name__} cannot recommend from metadata")
         metadata = torch.from_numpy(self.encoder.encode_user(profile)).to(self.device)
         scores = self.model.score_new_users(metadata[None]).float()
-        return self._ranked(scores, n, None, exclude, allowed)[0]
+        return self._ranked(scores, n, None, exclude, allowed, offset)[0]
 
     def recommend_from_ratings(
         self,
@@ -198,6 +216,7 @@ class Recommender:
         n: int = 10,
         exclude: Iterable[object] = (),
         allowed: Allowed = None,
+        offset: int = 0,
     ) -> TopItems:
         """Top-``n`` for a user the model never saw, from their ratings (``item_id``,
         ``rating``): their vector is folded in against the fixed model (see
@@ -221,7 +240,7 @@ class Recommender:
                 self._folded[key] = scores
                 while len(self._folded) > FOLD_IN_CACHE:
                     self._folded.popitem(last=False)
-        return self._ranked(scores[None].clone(), n, [indices], exclude, allowed)[0]
+        return self._ranked(scores[None].clone(), n, [indices], exclude, allowed, offset)[0]
 
     # -- ratings ---------------------------------------------------------------------------
     def predict(

@@ -12,7 +12,8 @@ from recsys.db.tables import items, ratings, users
 
 
 def read_item_catalog(engine: Engine) -> pd.DataFrame:
-    """Every item with its title, genres, number of ratings and mean rating (0 and NaN if none)."""
+    """Every item with its title, genres, number of ratings and mean rating (0 and NaN if
+    none), and whether it is hidden."""
     counts = (
         select(
             ratings.c.item_id,
@@ -29,6 +30,7 @@ def read_item_catalog(engine: Engine) -> pd.DataFrame:
             items.c.genres,
             counts.c.n_ratings,
             counts.c.mean_rating,
+            items.c.hidden,
         )
         .select_from(items.outerjoin(counts, counts.c.item_id == items.c.id))
         .order_by(items.c.id)
@@ -36,7 +38,7 @@ def read_item_catalog(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
         frame = pd.DataFrame(
             connection.execute(query).all(),
-            columns=["item_id", "title", "genres", "n_ratings", "mean_rating"],
+            columns=["item_id", "title", "genres", "n_ratings", "mean_rating", "hidden"],
         )
     frame["n_ratings"] = frame["n_ratings"].fillna(0).astype("int64")
     frame["mean_rating"] = frame["mean_rating"].astype("float64")
@@ -105,6 +107,25 @@ def read_item_metadata(engine: Engine, item_ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item_id", "genres", "release_date"])
 
 
+def read_item(engine: Engine, item_id: str) -> dict | None:
+    """One item as stored (title, genres, release_date as ISO text, hidden); None when
+    the database has no such item."""
+    query = select(items.c.title, items.c.genres, items.c.release_date, items.c.hidden).where(
+        items.c.external_id == item_id
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).one_or_none()
+    if row is None:
+        return None
+    released = row.release_date.isoformat() if row.release_date is not None else None
+    return {
+        "title": row.title,
+        "genres": list(row.genres or []),
+        "release_date": released,
+        "hidden": bool(row.hidden),
+    }
+
+
 class UnknownGenreError(ValueError):
     """A genre filter that no item has."""
 
@@ -135,6 +156,13 @@ class ItemCatalog:
             key: np.array([name in g for g in self._popular["genres"]], dtype=bool)
             for key, name in self.genre_names.items()
         }
+        hidden = frame["item_id"][frame["hidden"]] if "hidden" in frame else []
+        self.hide(hidden)
+
+    def hide(self, item_ids: Iterable[object]) -> None:
+        """These items, and no others, are hidden: never listed as popular."""
+        self.hidden = frozenset(str(i) for i in item_ids)
+        self._popular_visible = ~pd.Index(self._popular_ids).isin(list(self.hidden))
 
     @classmethod
     def from_database(cls, engine: Engine) -> ItemCatalog:
@@ -152,11 +180,11 @@ class ItemCatalog:
             raise UnknownGenreError(f"unknown genre {name!r}; known genres: {known}")
         return self.genre_names[key]
 
-    def genre_mask(self, name: str, item_ids: Sequence[object]) -> np.ndarray:
-        """Which of ``item_ids`` (in order) have the genre ``name``."""
-        genre = self.genre(name)
+    def genre_mask(self, names: Sequence[str], item_ids: Sequence[object]) -> np.ndarray:
+        """Which of ``item_ids`` (in order) have any of the genres ``names``."""
+        wanted = {self.genre(name) for name in names}
         genres = self.frame["genres"].reindex([str(i) for i in item_ids])
-        return np.array([isinstance(g, list) and genre in g for g in genres], dtype=bool)
+        return np.array([isinstance(g, list) and bool(wanted & set(g)) for g in genres])
 
     def aligned(self, item_ids: Sequence[object]) -> pd.DataFrame:
         """One row per id in ``item_ids`` (missing rows: no title, no genres, no ratings)."""
@@ -171,14 +199,21 @@ class ItemCatalog:
         return value if isinstance(value, str) else None
 
     def popular(
-        self, n: int, genre: str | None = None, exclude: Iterable[object] = ()
+        self,
+        n: int,
+        genres: Sequence[str] = (),
+        exclude: Iterable[object] = (),
+        offset: int = 0,
     ) -> pd.DataFrame:
-        """The ``n`` most-rated items (ties: higher mean rating), optionally of one genre,
-        without the ``exclude`` ids: item_id, title, genres, n_ratings, mean_rating."""
-        keep = np.ones(len(self._popular_ids), dtype=bool)
-        if genre is not None:
-            keep &= self._popular_genres[self.genre(genre).lower()]
+        """The most-rated items (ties: higher mean rating), of any of ``genres`` (all when
+        empty), without the ``exclude`` ids and hidden items, from place ``offset`` on,
+        ``n`` of them: item_id, title, genres, n_ratings, mean_rating."""
+        keep = self._popular_visible.copy()
+        if genres:
+            keep &= np.logical_or.reduce(
+                [self._popular_genres[self.genre(genre).lower()] for genre in genres]
+            )
         excluded = [str(i) for i in exclude]
         if excluded:
             keep &= ~pd.Index(self._popular_ids).isin(excluded)
-        return self._popular[keep].head(n).reset_index(drop=True)
+        return self._popular[keep].iloc[offset : offset + n].reset_index(drop=True)

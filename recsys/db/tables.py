@@ -21,7 +21,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
@@ -64,6 +66,11 @@ items = Table(
     Column("genres", Json, nullable=True),
     Column("attributes", Json, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Hidden items are kept (and their ratings trained on) but never recommended.
+    Column("hidden", Boolean, nullable=False, server_default=false()),
+    Index(
+        "ix_items_hidden", "hidden", sqlite_where=text("hidden"), postgresql_where=text("hidden")
+    ),
 )
 
 ratings = Table(

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.db.engine import write_transaction
+from recsys.db.item_visibility import read_hidden
 from recsys.db.tables import model_versions
 
 
@@ -316,11 +317,14 @@ def load_version(
 ) -> Recommender:
     """The version as a Recommender for serving: its seen items are every rating the
     database holds for its users, not only the ones it was trained on (``ratings``: a
-    snapshot already read, shared by the models loaded together)."""
+    snapshot already read, shared by the models loaded together), and hidden items are
+    never answered."""
     if version.artifact_path is None:
         raise ActivationError(f"model version {version.id} is {version.status}, not ready")
     recommender = load_recommender(version.artifact_path, device)
     snapshot = ratings if ratings is not None else RatingsSnapshot.read(engine)
-    return recommender.with_seen(
+    served = recommender.with_seen(
         Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)
     )
+    served.hide(read_hidden(engine))
+    return served

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -235,6 +236,7 @@ class TrainResult:
     fitted: FittedModel
     promoted: bool
     reason: str
+    metrics: dict[str, object] = field(default_factory=dict)  # as stored with the version
 
 
 def train_and_register(
@@ -264,6 +266,7 @@ def train_and_register(
             f"rank {context.rank} trains; rank 0 registers",
         )
     fail_stale(engine)
+    started = time.perf_counter()
     version_id = start_version(engine, config.model, asdict(config), config.objective)
     try:
         with heartbeats(engine, version_id):
@@ -289,10 +292,11 @@ def train_and_register(
         metrics.update(snapshot)
         promoted, reason = decide(engine, selected, promote, metrics)
         metrics["promotion"] = reason
+        metrics["duration_seconds"] = round(time.perf_counter() - started, 3)
         finish_version(
             engine, version_id, metrics, path, activate=promoted, kind=fitted.config.model
         )
     except BaseException as error:
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise
-    return TrainResult(version_id, fitted, promoted, reason)
+    return TrainResult(version_id, fitted, promoted, reason, metrics)

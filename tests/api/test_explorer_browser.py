@@ -93,3 +93,33 @@ def test_the_explorer_draws_the_map_finds_a_title_and_lists_neighbours(
             assert not errors, errors
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_api_docs_render_without_internet_access(served: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+
+            def only_the_app(route: object) -> None:
+                url = route.request.url  # type: ignore[attr-defined]
+                if url.startswith(served):
+                    route.continue_()  # type: ignore[attr-defined]
+                else:
+                    outside.append(url)
+                    route.abort()  # type: ignore[attr-defined]
+
+            page.route("**/*", only_the_app)
+            page.goto(f"{served}/docs")
+            page.wait_for_selector(".opblock", timeout=15_000)
+            assert page.locator(".opblock").count() >= 15
+            assert page.locator("button.authorize").count() == 1  # the API key scheme
+            assert outside == []
+        finally:
+            browser.close()

@@ -64,3 +64,25 @@ def test_a_rating_written_anywhere_is_excluded_by_every_worker_within_a_second(
         assert done.returncode == 0, done.stderr
         time.sleep(FRESHNESS_SECONDS)
         assert offered_by_any_worker(base, "u1", ingested) == 0
+
+
+def test_an_item_hidden_through_one_worker_leaves_every_worker_within_a_second(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    train, _ = taste_groups_with_unrated()
+    ingest(engine, from_frame("ratings", train, 500))
+    config = TrainConfig(objective="ranking", epochs=3, batch_size=64, n_factors=8, device="cpu")
+    train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    env = service_env(database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret")
+    with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
+        item = top_item(base, "u0")
+        hide = httpx.patch(
+            f"{base}/items/{item}",
+            json={"hidden": True},
+            headers={"X-API-Key": "s3cret"},
+            timeout=10,
+        )
+        assert hide.status_code == 200, hide.text
+        time.sleep(FRESHNESS_SECONDS)
+        assert offered_by_any_worker(base, "u0", item) == 0
+        assert offered_by_any_worker(base, "u2", item) == 0

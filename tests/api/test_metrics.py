@@ -1,0 +1,87 @@
+"""Prometheus metrics at /metrics: per-route counters that add up across workers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
+
+from recsys.db.ingest import ingest
+from recsys.db.sources import from_frame
+from recsys.jobs.training_job import TrainConfig, train_and_register
+from tests.factories import taste_groups_with_unrated
+from tests.servers import service_env, serving
+
+RECOMMENDATIONS = "/users/{user_id}/recommendations"
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def requests(text: str, route: str, status: str = "200") -> float:
+    return sum(
+        value
+        for labels, value in samples(text, "recsys_http_requests_total")
+        if labels["route"] == route and labels["status"] == status
+    )
+
+
+def test_requests_feedback_and_models_are_counted(client: TestClient) -> None:
+    before = client.get("/metrics").text
+    for user in ("u0", "u1", "u2"):
+        assert client.get(f"/users/{user}/recommendations").status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    body = {"ratings": [{"user_id": "u0", "item_id": "i3", "rating": 4}]}
+    assert client.post("/ratings", json=body).status_code == 200
+    after = client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    text = after.text
+    assert requests(text, RECOMMENDATIONS) - requests(before, RECOMMENDATIONS) == 3
+    assert requests(text, "unmatched", "404") - requests(before, "unmatched", "404") == 1
+    latency = samples(text, "recsys_http_request_duration_seconds_count")
+    assert any(labels["route"] == RECOMMENDATIONS for labels, _ in latency)
+    feedback = samples(text, "recsys_feedback_ratings_total")
+    stored = {labels["outcome"]: value for labels, value in feedback}
+    assert stored["inserted"] + stored["updated"] >= 1
+    versions = samples(text, "recsys_model_version")
+    assert {labels["objective"] for labels, _ in versions} >= {"rating"}
+
+
+@pytest.mark.slow
+def test_two_workers_add_up_and_each_reports_its_model_version(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    train, _ = taste_groups_with_unrated()
+    ingest(engine, from_frame("ratings", train, 500))
+    config = TrainConfig(objective="ranking", epochs=2, batch_size=64, n_factors=8, device="cpu")
+    version = train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    env = service_env(database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret")
+    key = {"X-API-Key": "s3cret"}
+    with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+
+        def recommend(i: int) -> int:
+            url = f"{base}/users/u{i % 40}/recommendations"
+            return httpx.get(url, timeout=10).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(recommend, range(60))) == {200}
+        text = httpx.get(f"{base}/metrics", headers=key, timeout=10).text
+    assert requests(text, RECOMMENDATIONS) == 60  # both workers' counts, added
+    versions = samples(text, "recsys_model_version")
+    ranking = [
+        (labels["pid"], value) for labels, value in versions if labels["objective"] == "ranking"
+    ]
+    assert len({pid for pid, _ in ranking}) == 2  # one series per worker
+    assert {value for _, value in ranking} == {float(version.version_id)}
