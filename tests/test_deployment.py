@@ -26,12 +26,14 @@ def resolve(argv: list[str]) -> object:
 def test_compose_describes_the_production_services() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "api", "trainer", "trainer-ranking"}
+    assert set(services) == {
+        "postgres", "migrate", "api", "api-replica", "balancer", "trainer", "trainer-ranking"
+    }  # fmt: skip
     assert "healthcheck" in services["postgres"]
     assert any(v.startswith("pgdata:") for v in services["postgres"]["volumes"])
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    for name in ("migrate", "api", "trainer", "trainer-ranking"):
+    for name in ("migrate", "api", "api-replica", "trainer", "trainer-ranking"):
         assert services[name]["environment"]["RECSYS_DATABASE_URL"].startswith(
             "postgresql+psycopg://"
         )
@@ -40,7 +42,7 @@ def test_compose_describes_the_production_services() -> None:
 
 def test_compose_commands_are_real_cli_verbs_with_real_options() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for service in ("migrate", "api", "trainer", "trainer-ranking"):
+    for service in ("migrate", "api", "api-replica", "trainer", "trainer-ranking"):
         program, *argv = compose["services"][service]["command"]
         assert program == "recsys"
         command = resolve(argv)
@@ -48,3 +50,14 @@ def test_compose_commands_are_real_cli_verbs_with_real_options() -> None:
         for word in argv:
             if word.startswith("--"):
                 assert word in options, f"{service}: `recsys {' '.join(argv)}` has no option {word}"
+
+
+def test_the_replicas_profile_balances_two_api_replicas() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["api-replica"]["command"] == services["api"]["command"]
+    assert services["api-replica"]["profiles"] == services["balancer"]["profiles"] == ["replicas"]
+    mount = services["balancer"]["volumes"][0].split(":")[0]
+    config = (ROOT / mount).read_text()
+    assert "server api:8000;" in config
+    assert "server api-replica:8000;" in config
