@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from recsys.artifacts import load_artifact
+from recsys.collab.ann_index import ItemIndex
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.collab.top_k import finite_rows, top_k
@@ -36,6 +37,7 @@ from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleErr
 
 Allowed = Iterable[object] | torch.Tensor | None
 FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
+OVER_FETCH = 4  # approximate search: candidates per item wanted
 # A pair with an id the model cannot score: refuse the request, or answer the baseline.
 Unknown = Literal["error", "baseline"]
 
@@ -88,6 +90,8 @@ class Recommender:
         self.model = model.eval()
         self.baseline = baseline
         self.hidden: torch.Tensor | None = None  # items never answered (see hide)
+        self.item_index: ItemIndex | None = None  # approximate search (see use_index)
+        self._hidden_indices = np.empty(0, dtype=np.int64)
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
@@ -126,10 +130,55 @@ class Recommender:
             [self.item_map.index(i) for i in item_ids if i in self.item_map], dtype=np.int64
         )
 
+    def use_index(self, index: ItemIndex | None) -> None:
+        """Answer :meth:`recommend_many` from ``index`` (approximate: see
+        recsys.collab.ann_index) rather than by scoring every item; None: exact again."""
+        if index is not None and index.n_items != len(self.item_map):
+            raise ValueError(
+                f"the index holds {index.n_items:,} items, the model {len(self.item_map):,}"
+            )
+        self.item_index = index
+
+    def _ranked_by_index(
+        self,
+        users: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        exclude: Iterable[object],
+        offset: int,
+    ) -> list[TopItems] | None:
+        """The ranking rules of :meth:`_ranked` on the index's candidates: each scored
+        exactly, seen / excluded / hidden ones removed, best ``n`` from ``offset``. None
+        when a user's candidates run out (the caller searches exactly)."""
+        assert self.item_index is not None
+        blocked = np.union1d(self._known_items(exclude), self._hidden_indices)
+        empty = np.empty(0, dtype=np.int64)
+        seen = [self.seen.seen(int(u)) if exclude_seen else empty for u in users]
+        wanted = n + offset
+        # Over-fetch: candidates are scored exactly, and the search misses a few.
+        k = min(
+            len(self.item_map), max(OVER_FETCH * wanted, 100) + max(map(len, seen)) + len(blocked)
+        )
+        device_users = torch.from_numpy(users).to(self.device)
+        queries = self.model.user_search_vectors(device_users).cpu().numpy()
+        answers = []
+        for row, found in enumerate(self.item_index.search(queries, k)):
+            found = found[found >= 0]
+            found = found[~np.isin(found, blocked) & ~np.isin(found, seen[row])]
+            if len(found) < wanted and k < len(self.item_map):
+                return None
+            user = device_users[row].expand(len(found))
+            scores = self.model.score_pairs(user, torch.from_numpy(found).to(self.device))
+            scores = scores.float().cpu().numpy()
+            order = np.argsort(-scores, kind="stable")[offset:wanted]
+            answers.append(TopItems(self.item_map.ids[found[order]], scores[order], found[order]))
+        return answers
+
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are never recommended or offered as similar (ids
         the model does not know are ignored): discontinued products, takedowns."""
         indices = self._known_items(item_ids)
+        self._hidden_indices = indices
         if len(indices) == 0:
             self.hidden = None
             return
@@ -178,6 +227,11 @@ class Recommender:
             offset: skip the best ``offset`` (paging: the next page is offset + n).
         """
         users = self.user_map.indices(user_ids)
+        if self.item_index is not None and allowed is None:  # a genre filter: exact
+            exclude = list(exclude)
+            answered = self._ranked_by_index(users, n, exclude_seen, exclude, offset)
+            if answered is not None:
+                return answered
         scores = self.model.score_all_items(torch.from_numpy(users).to(self.device)).float()
         seen = [self.seen.seen(int(u)) for u in users] if exclude_seen else None
         return self._ranked(scores, n, seen, exclude, allowed, offset)

@@ -24,6 +24,7 @@ import torch
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from recsys.collab.ann_index import ItemIndex, index_path
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.db.engine import write_transaction
@@ -327,4 +328,7 @@ def load_version(
         Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)
     )
     served.hide(read_hidden(engine))
+    index = index_path(version.artifact_path)
+    if index.exists():  # built by the training job for a big catalog
+        served.use_index(ItemIndex.load(index))
     return served

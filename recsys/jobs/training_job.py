@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from sqlalchemy import Engine
 
+from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
@@ -60,6 +61,8 @@ class TrainConfig:
     # Refit on every rating with the settings chosen on the hold-out (see fit_select_refit).
     refit: bool = True
     seed: int = 42
+    # Catalogs from this size get an approximate-search index beside the artifact.
+    ann_min_items: int = ANN_MIN_ITEMS
     y_range: tuple[float, float] = (0.0, 5.5)
     device: str = "auto"
 
@@ -282,6 +285,7 @@ def train_and_register(
         }
         name = f"{version_id}-{config.objective}-{fitted.config.model}.pt"
         path = fitted.served.save(artifact_dir / "versions" / name, metadata)
+        build_beside(fitted.served.scoring_model, path, config.ann_min_items)
         selected = fitted.selected
         metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
         metrics["n_train"] = selected.data.dls.train.n_rows

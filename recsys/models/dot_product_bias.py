@@ -74,6 +74,17 @@ class DotProductBias(CollabScorer):
     def item_embeddings(self) -> torch.Tensor:
         return self.item_factors.detach()
 
+    @torch.no_grad()
+    def item_search_vectors(self) -> torch.Tensor:
+        """[factors, bias]: the user bias is the same for every item, and the squash of a
+        rating model keeps the order."""
+        return torch.cat([self.item_factors, self.item_bias], dim=1)
+
+    @torch.no_grad()
+    def user_search_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        factors = self.user_factors.index_select(0, users)
+        return torch.cat([factors, torch.ones(len(users), 1, device=factors.device)], dim=1)
+
     def user_embeddings(self) -> torch.Tensor:
         return self.user_factors.detach()
 

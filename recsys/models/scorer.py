@@ -84,6 +84,16 @@ class CollabScorer(nn.Module, metaclass=ABCMeta):
         """One vector per user (n_users, d), for user-to-user similarity."""
         raise CapabilityError(f"{type(self).__name__} has no user vectors")
 
+    def item_search_vectors(self) -> torch.Tensor:
+        """Per item, a vector (n_items, d) whose inner product with
+        :meth:`user_search_vectors` orders items as ``score_all_items`` does: what an
+        approximate nearest-neighbour index searches."""
+        raise CapabilityError(f"{type(self).__name__}'s scores are not inner products")
+
+    def user_search_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """Per user, the query vector (len(users), d) for :meth:`item_search_vectors`."""
+        raise CapabilityError(f"{type(self).__name__}'s scores are not inner products")
+
     def biases(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Learned (user biases (n_users,), item biases (n_items,))."""
         raise NoBiasesError(

@@ -113,6 +113,15 @@ class TwoTower(CollabScorer):
         return [self.user_factors, self.item_factors, self.item_bias]
 
     @torch.no_grad()
+    def item_search_vectors(self) -> torch.Tensor:
+        return torch.cat([self._all_items(), self.item_bias], dim=1)
+
+    @torch.no_grad()
+    def user_search_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        towers = self._users(users)
+        return torch.cat([towers, torch.ones(len(users), 1, device=towers.device)], dim=1)
+
+    @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor:
         return self._all_items().clone()
 

@@ -310,3 +310,22 @@ def test_auto_ranks_with_ease_while_its_solve_fits_and_with_dot_otherwise() -> N
     assert replace(ranking, epochs=3).resolved(1_000).model == "dot"  # asked for a schedule
     assert TrainConfig().resolved(1_000).model == "dot"
     assert replace(ranking, model="nn").resolved(1_000).model == "nn"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_big_catalogs_get_an_index_beside_the_artifact_that_serving_uses(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from recsys.collab.ann_index import index_path
+    from recsys.jobs.model_versions import load_version
+
+    load_taste_groups(engine)
+    small = replace(SMALL, objective="ranking")
+    plain = train_and_register(engine, small, tmp_path, progress=False)
+    assert not index_path(get_version(engine, plain.version_id).artifact_path).exists()
+    indexed = train_and_register(engine, replace(small, ann_min_items=10), tmp_path, progress=False)
+    version = get_version(engine, indexed.version_id)
+    assert index_path(version.artifact_path).exists()
+    served = load_version(engine, version)
+    assert served.item_index is not None
+    assert len(served.recommend("u0", 3)) >= 1
