@@ -58,20 +58,51 @@ EASE_L2 = 250.0
 # and the one used when there is nothing to choose on.
 HALF_LIVES, EASE_HALF_LIFE = (0.0, 5.0, 10.0, 20.0, 40.0), 10.0
 
+# Epochs are compared on a fixed sample of this many validation users (all of them when
+# there are fewer), so per-epoch validation does not grow with the user count; the
+# weights kept are measured on every validation user at the end.
+VALIDATION_SAMPLE_USERS = 5_000
+
 RankingModel = Literal["dot", "nn", "ease"]
 
 
 class RankingMetrics(Callback):
-    """Adds top-``k`` metrics of the validation users to each epoch's results."""
+    """Adds top-``k`` metrics of a fixed sample of validation users to each epoch's
+    results; when the fit ends, measures the kept weights on every validation user
+    and records them in their epoch's row. Runs after ``SaveBest`` restores them."""
 
-    order = 40
+    order = 72
 
-    def __init__(self, k: int = 10, relevant_at: float = LIKED_AT) -> None:
+    def __init__(
+        self,
+        k: int = 10,
+        relevant_at: float = LIKED_AT,
+        sample_users: int | None = None,
+    ) -> None:
         self.k = k
         self.relevant_at = relevant_at
+        self.sample_users = VALIDATION_SAMPLE_USERS if sample_users is None else sample_users
+
+    def before_fit(self) -> None:
+        self.learn.kept_epoch = None
+        x, _ = self.learn.data.dls.valid.tensors
+        users = np.unique(x[:, 0].cpu().numpy())
+        self.sample = None
+        if len(users) > self.sample_users:
+            rng = np.random.default_rng(0)
+            self.sample = np.sort(rng.choice(users, self.sample_users, replace=False))
 
     def after_validate(self) -> None:
-        self.learn.valid_results.update(self.learn.ranking_metrics(self.k, self.relevant_at))
+        results = self.learn.ranking_metrics(self.k, self.relevant_at, users=self.sample)
+        self.learn.valid_results.update(results)
+
+    def after_fit(self) -> None:
+        rows = self.learn.recorder.rows
+        if self.sample is None or not rows or "ndcg" not in rows[0]:
+            return
+        kept = max(rows, key=lambda row: row["ndcg"])  # SaveBest's choice, on the sample
+        kept.update(self.learn.ranking_metrics(self.k, self.relevant_at), ndcg_sample=kept["ndcg"])
+        self.learn.kept_epoch = kept["epoch"]
 
 
 class RankingLearner(CollabLearner):
@@ -91,8 +122,14 @@ class RankingLearner(CollabLearner):
     )  # fmt: skip
     summary_metrics = ("ndcg", "recall", "coverage")
 
+    kept_epoch: float | None = None  # set when epochs were compared on a user sample
+
     def served_metrics(self) -> dict[str, float]:
-        best = max(self.recorder.rows, key=lambda row: row["ndcg"])
+        rows = self.recorder.rows
+        if self.kept_epoch is not None:
+            best = next(row for row in rows if row["epoch"] == self.kept_epoch)
+        else:
+            best = max(rows, key=lambda row: row["ndcg"])
         return {name: best[name] for name in self.reported_metrics if name in best} | {
             "epoch": best["epoch"]
         }
@@ -106,15 +143,19 @@ class RankingLearner(CollabLearner):
         """The best-NDCG epoch's count: the weights kept are that epoch's."""
         return {"epochs": int(self.served_metrics()["epoch"]) + 1}
 
-    def ranking_metrics(self, k: int = 10, relevant_at: float = LIKED_AT) -> dict[str, float]:
-        """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users."""
-        x, y = (t.cpu() for t in self.data.dls.valid.tensors)
+    def ranking_metrics(
+        self, k: int = 10, relevant_at: float = LIKED_AT, users: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """precision/recall/NDCG/MAP@k, hit rate and coverage on the validation users (only
+        ``users``, model indices, when given)."""
+        x, y = (t.cpu().numpy() for t in self.data.dls.valid.tensors)
+        rows = slice(None) if users is None else np.isin(x[:, 0], users)
         metrics = ranking_metrics(
             model_scorer(self),  # eval mode; a fit puts the model back in training mode
             self.data.seen,
-            x[:, 0].numpy(),
-            x[:, 1].numpy(),
-            y.numpy(),
+            x[rows, 0],
+            x[rows, 1],
+            y[rows],
             self.data.n_items,
             k,
             relevant_at,

@@ -214,3 +214,26 @@ def test_ease_without_rating_times_scores_without_decay() -> None:
     learn = ranking_learner(data, model="ease", progress=False, device="cpu")
     learn.fit()
     assert learn.chosen_settings() == {"half_life": 0.0}
+
+
+def test_epochs_are_compared_on_a_user_sample_and_the_kept_one_measured_on_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recsys.collab import ranking
+
+    monkeypatch.setattr(ranking, "VALIDATION_SAMPLE_USERS", 10)
+    data, _ = taste_data()
+    torch.manual_seed(0)
+    learn = ranking_learner(data, n_factors=8, progress=False, device="cpu")
+    learn.fit_one_cycle(4, 0.05, 0.0)
+    rows = learn.recorder.rows
+    kept = [row for row in rows if "ndcg_sample" in row]
+    assert len(kept) == 1
+    assert kept[0]["epoch"] == learn.kept_epoch
+    everyone = learn.ranking_metrics()  # the restored weights, every validation user
+    assert learn.served_metrics()["ndcg"] == pytest.approx(everyone["ndcg"])
+    assert learn.chosen_settings() == {"epochs": int(kept[0]["epoch"]) + 1}
+    assert (
+        max(row["ndcg"] if row is not kept[0] else row["ndcg_sample"] for row in rows)
+        == (kept[0]["ndcg_sample"])
+    )  # it was the best epoch on the sample
