@@ -1,0 +1,176 @@
+"""Every stage at MovieLens-20M size on one machine: one table of seconds, rows/s, peak RSS.
+
+    python benchmarks/scale.py --size 3m                     # SQLite only
+    python benchmarks/scale.py --size 20m --postgres-url postgresql+psycopg://...  # an empty db
+
+Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
+20M (1,000,000 users, 100,000 items); items drawn with Zipf-like popularity, each
+(user, item) pair once, ratings from a hidden low-rank taste, times interleaved at random.
+Stages: write the CSV; ingest it into an empty database (all ids new), then
+again (every row an update); build the data set; one epoch of the rating dot
+model and one of the ranking dot model, validation included. Each stage runs in
+its own process, so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SIZES = {"3m": (3_000_000, 250_000, 25_000), "20m": (20_000_000, 1_000_000, 100_000)}
+
+
+def write_csv(path: Path, n_ratings: int, n_users: int, n_items: int) -> None:
+    """Unique pairs: each user's items are distinct draws from a Zipf-like popularity."""
+    rng = np.random.default_rng(0)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    popularity /= popularity.sum()
+    taste_users = rng.normal(size=(n_users, 4)).astype(np.float32)
+    taste_items = rng.normal(size=(n_items, 4)).astype(np.float32)
+    per_user = rng.multinomial(n_ratings, np.full(n_users, 1 / n_users))
+    with path.open("w") as handle:
+        handle.write("user_id,item_id,rating,timestamp\n")
+        block = 50_000
+        for start in range(0, n_users, block):
+            users = np.arange(start, min(start + block, n_users))
+            counts = np.minimum(per_user[users], n_items)
+            drawn = rng.choice(n_items, size=(len(users), int(counts.max())), p=popularity)
+            rows_u, rows_i = [], []
+            for row, user in enumerate(users):
+                items = np.unique(drawn[row])[: counts[row]]
+                rows_u.append(np.full(len(items), user))
+                rows_i.append(items)
+            u, i = np.concatenate(rows_u), np.concatenate(rows_i)
+            score = np.einsum("ij,ij->i", taste_users[u], taste_items[i])
+            rating = np.clip(np.round(3 + score), 1, 5)
+            pd.DataFrame(
+                {
+                    "user_id": u,
+                    "item_id": i,
+                    "rating": rating,
+                    "timestamp": 900_000_000 + rng.integers(0, 100 * n_ratings, len(u)),
+                }
+            ).to_csv(handle, header=False, index=False)
+
+
+def stage(name: str, args: dict) -> dict:
+    """Run one stage in a fresh process; its result and peak RSS."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--stage", name, "--args", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"stage {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_stage(name: str, args: dict) -> dict:
+    started = time.perf_counter()
+    rows = 0
+    if name == "csv":
+        write_csv(Path(args["path"]), *SIZES[args["size"]])
+        rows = SIZES[args["size"]][0]
+    elif name == "ingest":
+        from recsys.db.engine import make_engine
+        from recsys.db.ingest import ingest
+        from recsys.db.migrate import upgrade
+        from recsys.db.sources import open_table
+
+        upgrade(args["url"])
+        engine = make_engine(args["url"])
+        started = time.perf_counter()
+        report = ingest(engine, open_table(Path(args["path"]), 50_000))
+        rows = report.ratings_read
+    elif name == "dataset":
+        from recsys.collab.dataset import CollabData
+        from recsys.data.ratings import read_ratings
+        from recsys.db.engine import make_engine
+
+        table = read_ratings(make_engine(args["url"]))
+        data = CollabData.from_table(table, valid_pct=0.1, split="time")
+        rows = data.dls.train.n_rows + data.dls.valid.n_rows
+    elif name in ("rating epoch", "ranking epoch"):
+        import torch
+
+        from recsys.collab.collab_learner import collab_learner
+        from recsys.collab.dataset import CollabData
+        from recsys.collab.ranking import ranking_learner
+        from recsys.data.ratings import read_ratings
+        from recsys.db.engine import make_engine
+
+        table = read_ratings(make_engine(args["url"]))
+        data = CollabData.from_table(table, valid_pct=0.1, split="time")
+        torch.manual_seed(0)
+        if name == "rating epoch":
+            learn = collab_learner(data, progress=False, device="cpu")
+        else:
+            learn = ranking_learner(data, model="dot", progress=False, device="cpu")
+        started = time.perf_counter()
+        learn.fit_one_cycle(1)
+        rows = data.dls.train.n_rows
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "rows": rows, "peak_mib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="3m")
+    parser.add_argument("--postgres-url", default=None, help="an empty PostgreSQL database")
+    parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--args", default=None, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.stage:
+        print(json.dumps(run_stage(options.stage, json.loads(options.args))))
+        return
+    n_ratings, n_users, n_items = SIZES[options.size]
+    print(f"{options.size}: {n_ratings:,} ratings, {n_users:,} users, {n_items:,} items")
+    print(f"{'stage':<34} {'seconds':>9} {'rows/s':>12} {'peak MiB':>9}")
+    with tempfile.TemporaryDirectory() as folder:
+        csv = str(Path(folder) / "ratings.csv")
+        sqlite = f"sqlite:///{Path(folder) / 'recsys.db'}"
+        plan = [
+            ("csv", "write the CSV", {"path": csv, "size": options.size}),
+            ("ingest", "ingest SQLite (all new)", {"path": csv, "url": sqlite}),
+            ("ingest", "ingest SQLite (all updates)", {"path": csv, "url": sqlite}),
+        ]
+        if options.postgres_url:
+            plan += [
+                (
+                    "ingest",
+                    "ingest PostgreSQL (all new)",
+                    {"path": csv, "url": options.postgres_url},
+                ),
+                (
+                    "ingest",
+                    "ingest PostgreSQL (all updates)",
+                    {"path": csv, "url": options.postgres_url},
+                ),
+            ]
+        plan += [
+            ("dataset", "build the data set (SQLite)", {"url": sqlite}),
+            ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
+            ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
+        ]
+        for name, label, args in plan:
+            result = stage(name, args)
+            rate = result["rows"] / result["seconds"] if result["seconds"] else 0.0
+            print(
+                f"{label:<34} {result['seconds']:>9.1f} {rate:>12,.0f} {result['peak_mib']:>9,.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
