@@ -73,3 +73,5 @@ def serving(
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # uvicorn's supervisor kills and restarts a worker that misses its health check.
+    assert "died" not in log.read_text(), f"a worker died:\n{log.read_text()[-3000:]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import typer
 
 from recsys.cli.console import fail
 from recsys.settings import get_settings
+
+WORKER_STARTUP_SECONDS = 300
 
 
 def is_loopback(host: str) -> bool:
@@ -53,7 +56,23 @@ def serve(
             f"refusing to serve on {host} without RECSYS_API_KEY: anyone who reaches the port "
             "could write ratings and swap models; set the key, or pass --insecure"
         )
-    metrics_folder()
+    created = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    folder = metrics_folder()
     import uvicorn  # only this command needs the server
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # uvicorn kills a worker that does not answer its supervisor's ping in time
+            # (5 s by default); starting one imports torch and loads every active model,
+            # which holds the GIL for seconds on a busy machine: it was killed and
+            # restarted over and over, leaving one worker of two serving.
+            timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+        )
+    finally:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
