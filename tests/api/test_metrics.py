@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
         for sample in family.samples
         if sample.name == name
     ]
+
+
+def worker_pids(text: str) -> set[str]:
+    return {labels["pid"] for labels, _ in samples(text, "recsys_model_version")}
 
 
 def requests(text: str, route: str, status: str = "200") -> float:
@@ -70,6 +75,10 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
     key = {"X-API-Key": "s3cret"}
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+        deadline = time.monotonic() + 60  # /ready answered from one worker: wait for both
+        while len(worker_pids(httpx.get(f"{base}/metrics", headers=key, timeout=10).text)) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.2)
 
         def recommend(i: int) -> int:
             url = f"{base}/users/u{i % 40}/recommendations"
