@@ -12,6 +12,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
+from sqlalchemy import Engine
+
+
+def ranking_version(engine: Engine, artifact_dir: Path) -> int:
+    """Load the taste-groups ratings and train a small ranking model; its version id."""
+    from recsys.db.ingest import ingest
+    from recsys.db.sources import from_frame
+    from recsys.jobs.training_job import TrainConfig, train_and_register
+    from tests.factories import taste_groups_with_unrated
+
+    train, _ = taste_groups_with_unrated()
+    ingest(engine, from_frame("ratings", train, 500))
+    config = TrainConfig(objective="ranking", epochs=3, batch_size=64, n_factors=8, device="cpu")
+    return train_and_register(engine, config, artifact_dir, progress=False).version_id
 
 
 def free_port() -> int:

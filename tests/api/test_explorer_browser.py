@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,21 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
     "--disable-sync",
 ]
+
+
+@contextmanager
+def headless_page() -> Iterator[object]:
+    """A page in the system's headless Chromium (skips where there is none)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 def chromium_path() -> str:
@@ -60,66 +76,48 @@ def served(trained_engine: Engine, settings: Settings) -> Iterator[str]:
 def test_the_explorer_draws_the_map_finds_a_title_and_lists_neighbours(
     served: str, tmp_path: Path
 ) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    executable = chromium_path()
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+    with headless_page() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{served}/explorer")
+        page.wait_for_function(
+            "document.querySelectorAll('#map .scatterlayer .point').length > 0", timeout=15_000
         )
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{served}/explorer")
-            page.wait_for_function(
-                "document.querySelectorAll('#map .scatterlayer .point').length > 0", timeout=15_000
-            )
-            assert page.locator("#map .scatterlayer .point").count() == 20
-            assert "20 items with 20 or more ratings" in page.locator("#summary").inner_text()
+        assert page.locator("#map .scatterlayer .point").count() == 20
+        assert "20 items with 20 or more ratings" in page.locator("#summary").inner_text()
 
-            page.fill("#search", "comedy number 3")
-            page.locator("#results button.item").first.click()
-            page.wait_for_selector("#neighbours li.neighbour", timeout=10_000)
-            assert page.locator("#selected-title").inner_text() == "Nearest to Comedy number 3"
-            neighbours = page.locator("#neighbours li.neighbour button").all_inner_texts()
-            assert len(neighbours) == 10
-            assert sum(title.startswith("Comedy") for title in neighbours[:9]) == 9
+        page.fill("#search", "comedy number 3")
+        page.locator("#results button.item").first.click()
+        page.wait_for_selector("#neighbours li.neighbour", timeout=10_000)
+        assert page.locator("#selected-title").inner_text() == "Nearest to Comedy number 3"
+        neighbours = page.locator("#neighbours li.neighbour button").all_inner_texts()
+        assert len(neighbours) == 10
+        assert sum(title.startswith("Comedy") for title in neighbours[:9]) == 9
 
-            page.select_option("#y-axis", "pc3")
-            page.wait_for_function(
-                "document.querySelector('#map .ytitle').textContent.startsWith('PC3')"
-            )
-            page.screenshot(path=str(tmp_path / "explorer.png"))
-            assert not errors, errors
-        finally:
-            browser.close()
+        page.select_option("#y-axis", "pc3")
+        page.wait_for_function(
+            "document.querySelector('#map .ytitle').textContent.startsWith('PC3')"
+        )
+        page.screenshot(path=str(tmp_path / "explorer.png"))
+        assert not errors, errors
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_api_docs_render_without_internet_access(served: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    executable = chromium_path()
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            page = browser.new_page()
-            outside: list[str] = []
+    with headless_page() as page:
+        outside: list[str] = []
 
-            def only_the_app(route: object) -> None:
-                url = route.request.url  # type: ignore[attr-defined]
-                if url.startswith(served):
-                    route.continue_()  # type: ignore[attr-defined]
-                else:
-                    outside.append(url)
-                    route.abort()  # type: ignore[attr-defined]
+        def only_the_app(route: object) -> None:
+            url = route.request.url  # type: ignore[attr-defined]
+            if url.startswith(served):
+                route.continue_()  # type: ignore[attr-defined]
+            else:
+                outside.append(url)
+                route.abort()  # type: ignore[attr-defined]
 
-            page.route("**/*", only_the_app)
-            page.goto(f"{served}/docs")
-            page.wait_for_selector(".opblock", timeout=15_000)
-            assert page.locator(".opblock").count() >= 15
-            assert page.locator("button.authorize").count() == 1  # the API key scheme
-            assert outside == []
-        finally:
-            browser.close()
+        page.route("**/*", only_the_app)
+        page.goto(f"{served}/docs")
+        page.wait_for_selector(".opblock", timeout=15_000)
+        assert page.locator(".opblock").count() >= 15
+        assert page.locator("button.authorize").count() == 1  # the API key scheme
+        assert outside == []

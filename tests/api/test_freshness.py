@@ -12,11 +12,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import Engine
 
-from recsys.db.ingest import ingest
-from recsys.db.sources import from_frame
-from recsys.jobs.training_job import TrainConfig, train_and_register
-from tests.factories import taste_groups_with_unrated
-from tests.servers import service_env, serving
+from tests.servers import ranking_version, service_env, serving
 
 pytestmark = pytest.mark.slow
 FRESHNESS_SECONDS = 1.0  # the documented bound: RECSYS_RATINGS_POLL_SECONDS is 0.5
@@ -42,10 +38,7 @@ def offered_by_any_worker(base: str, user: str, item: str) -> int:
 def test_a_rating_written_anywhere_is_excluded_by_every_worker_within_a_second(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    train, _ = taste_groups_with_unrated()
-    ingest(engine, from_frame("ratings", train, 500))
-    config = TrainConfig(objective="ranking", epochs=3, batch_size=64, n_factors=8, device="cpu")
-    train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    ranking_version(engine, tmp_path / "artifacts")
     env = service_env(database_url, tmp_path / "artifacts")
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         # Posted to one worker: the other must exclude it too.
@@ -69,10 +62,7 @@ def test_a_rating_written_anywhere_is_excluded_by_every_worker_within_a_second(
 def test_an_item_hidden_through_one_worker_leaves_every_worker_within_a_second(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    train, _ = taste_groups_with_unrated()
-    ingest(engine, from_frame("ratings", train, 500))
-    config = TrainConfig(objective="ranking", epochs=3, batch_size=64, n_factors=8, device="cpu")
-    train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    ranking_version(engine, tmp_path / "artifacts")
     env = service_env(database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret")
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         item = top_item(base, "u0")

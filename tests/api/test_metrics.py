@@ -12,11 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from recsys.db.ingest import ingest
-from recsys.db.sources import from_frame
-from recsys.jobs.training_job import TrainConfig, train_and_register
-from tests.factories import taste_groups_with_unrated
-from tests.servers import service_env, serving
+from tests.servers import ranking_version, service_env, serving
 
 RECOMMENDATIONS = "/users/{user_id}/recommendations"
 
@@ -67,10 +63,7 @@ def test_requests_feedback_and_models_are_counted(client: TestClient) -> None:
 def test_two_workers_add_up_and_each_reports_its_model_version(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    train, _ = taste_groups_with_unrated()
-    ingest(engine, from_frame("ratings", train, 500))
-    config = TrainConfig(objective="ranking", epochs=2, batch_size=64, n_factors=8, device="cpu")
-    version = train_and_register(engine, config, tmp_path / "artifacts", progress=False)
+    version = ranking_version(engine, tmp_path / "artifacts")
     env = service_env(database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret")
     key = {"X-API-Key": "s3cret"}
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
@@ -93,4 +86,4 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
         (labels["pid"], value) for labels, value in versions if labels["objective"] == "ranking"
     ]
     assert len({pid for pid, _ in ranking}) == 2  # one series per worker
-    assert {value for _, value in ranking} == {float(version.version_id)}
+    assert {value for _, value in ranking} == {float(version)}
