@@ -61,8 +61,10 @@ def similar_users(
     """The users nearest to this one by cosine similarity of their vectors, from the
     recommending model, or the rating model when that one has no user vectors (EASE
     has none). Other users' ids are behavioural data: the API key, when set."""
-    candidates = [state.recommending, state.models.get("rating")]
-    models = [m for i, m in enumerate(candidates) if m is not None and m not in candidates[:i]]
+    recommending, rating = state.recommending, state.models.get("rating")
+    models = [
+        m for m in (recommending, rating if rating is not recommending else None) if m is not None
+    ]
     if not models:
         raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
     for model in models:

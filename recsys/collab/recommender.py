@@ -89,7 +89,7 @@ class Recommender:
     ) -> None:
         self.model = model.eval()
         self.baseline = baseline
-        self.hidden: torch.Tensor | None = None  # items never answered (see hide)
+        self.visible: torch.Tensor | None = None  # None: no item is hidden (see hide)
         self.item_index: ItemIndex | None = None  # approximate search (see use_index)
         self._hidden_indices = np.empty(0, dtype=np.int64)
         self.user_map = user_map
@@ -180,11 +180,11 @@ class Recommender:
         indices = self._known_items(item_ids)
         self._hidden_indices = indices
         if len(indices) == 0:
-            self.hidden = None
+            self.visible = None
             return
-        hidden = torch.zeros(len(self.item_map), dtype=torch.bool, device=self.device)
-        hidden[indices] = True
-        self.hidden = hidden  # one assignment: a request sees the old mask or the new
+        visible = torch.ones(len(self.item_map), dtype=torch.bool, device=self.device)
+        visible[indices] = False
+        self.visible = visible  # one assignment: a request sees the old mask or the new
 
     def _ranked(
         self,
@@ -196,9 +196,9 @@ class Recommender:
         offset: int = 0,
     ) -> list[TopItems]:
         """The one ranking path: best ``n`` from place ``offset`` on, never a hidden item."""
-        mask, hidden = self.item_mask(allowed), self.hidden
-        if hidden is not None:
-            mask = ~hidden if mask is None else mask & ~hidden
+        mask, visible = self.item_mask(allowed), self.visible  # built once per hide()
+        if visible is not None:
+            mask = visible if mask is None else mask & visible
         values, indices = top_k(scores, n + offset, exclude_rows, self._known_items(exclude), mask)
         return [
             TopItems(self.item_map.ids[rows[offset:]], values_row[offset:], rows[offset:])
