@@ -62,6 +62,15 @@ def write_csv(path: Path, n_ratings: int, n_users: int, n_items: int) -> None:
             ).to_csv(handle, header=False, index=False)
 
 
+def write_changed_csv(path: Path, out: Path) -> None:
+    """The same pairs, each rated a second later: re-ingesting it updates every row."""
+    with out.open("w") as handle:
+        handle.write("user_id,item_id,rating,timestamp\n")
+        for chunk in pd.read_csv(path, chunksize=1_000_000):
+            chunk["timestamp"] += 1
+            chunk.to_csv(handle, header=False, index=False)
+
+
 def stage(name: str, args: dict) -> dict:
     """Run one stage in a fresh process; its result and peak RSS."""
     done = subprocess.run(
@@ -81,6 +90,9 @@ def run_stage(name: str, args: dict) -> dict:
     if name == "csv":
         write_csv(Path(args["path"]), *SIZES[args["size"]])
         rows = SIZES[args["size"]][0]
+    elif name == "changed csv":
+        write_changed_csv(Path(args["path"]), Path(args["out"]))
+        rows = SIZES[args["size"]][0]
     elif name == "ingest":
         from recsys.db.engine import make_engine
         from recsys.db.ingest import ingest
@@ -92,6 +104,9 @@ def run_stage(name: str, args: dict) -> dict:
         started = time.perf_counter()
         report = ingest(engine, open_table(Path(args["path"]), 50_000))
         rows = report.ratings_read
+        written = report.ratings_inserted if args["expect"] == "new" else report.ratings_updated
+        if written != rows:
+            raise RuntimeError(f"expected every row {args['expect']}: {report}")
     elif name == "dataset":
         from recsys.collab.dataset import CollabData
         from recsys.data.ratings import read_ratings
@@ -139,23 +154,33 @@ def main() -> None:
     print(f"{'stage':<34} {'seconds':>9} {'rows/s':>12} {'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as folder:
         csv = str(Path(folder) / "ratings.csv")
+        changed = str(Path(folder) / "ratings-changed.csv")
         sqlite = f"sqlite:///{Path(folder) / 'recsys.db'}"
         plan = [
             ("csv", "write the CSV", {"path": csv, "size": options.size}),
-            ("ingest", "ingest SQLite (all new)", {"path": csv, "url": sqlite}),
-            ("ingest", "ingest SQLite (all updates)", {"path": csv, "url": sqlite}),
+            (
+                "changed csv",
+                "write it again, times changed",
+                {"path": csv, "size": options.size, "out": changed},
+            ),
+            ("ingest", "ingest SQLite (all new)", {"path": csv, "url": sqlite, "expect": "new"}),
+            (
+                "ingest",
+                "ingest SQLite (all updates)",
+                {"path": changed, "url": sqlite, "expect": "updates"},
+            ),
         ]
         if options.postgres_url:
             plan += [
                 (
                     "ingest",
                     "ingest PostgreSQL (all new)",
-                    {"path": csv, "url": options.postgres_url},
+                    {"path": csv, "url": options.postgres_url, "expect": "new"},
                 ),
                 (
                     "ingest",
                     "ingest PostgreSQL (all updates)",
-                    {"path": csv, "url": options.postgres_url},
+                    {"path": changed, "url": options.postgres_url, "expect": "updates"},
                 ),
             ]
         plan += [

@@ -97,7 +97,8 @@ def _id_text(chunk: Chunk, source: str, column: str) -> pd.Series:
         raise _fail(chunk, source, _first_bad(missing), f"missing id in column {column!r}")
     kind = pd.api.types.infer_dtype(raw, skipna=False)
     if kind in ("string", "empty"):
-        return raw.astype(object)
+        # Arrow-backed text: the string checks below then run in pyarrow, not per value.
+        return raw.astype("str")
     if pd.api.types.is_bool_dtype(raw) or kind == "boolean":
         raise _fail(chunk, source, 0, f"{column} {raw.iloc[0]!r} is a boolean, not an id")
     if pd.api.types.is_integer_dtype(raw):
@@ -162,7 +163,7 @@ def ids(chunk: Chunk, source: str, column: str) -> pd.Series:
 
 
 def _refuse_control_characters(chunk: Chunk, source: str, column: str, text: pd.Series) -> None:
-    bad = text.str.contains(CONTROL).fillna(False).to_numpy(dtype=bool)
+    bad = text.astype("str").str.contains(CONTROL.pattern).fillna(False).to_numpy(dtype=bool)
     if bad.any():
         position = _first_bad(bad)
         raise _fail(
@@ -189,12 +190,23 @@ def _refuse_booleans(chunk: Chunk, source: str, column: str) -> None:
             )
 
 
+def _to_numbers(raw: pd.Series) -> pd.Series:
+    """Numbers, NaN where a value is not one: pyarrow's cast for text read from a file
+    (a column at a time), pandas' parser when that refuses a value."""
+    if raw.dtype == "str":
+        try:
+            return raw.astype("float64")
+        except (ValueError, TypeError):
+            pass
+    return pd.to_numeric(raw, errors="coerce")
+
+
 def numbers(chunk: Chunk, source: str, column: str, low: float, high: float) -> pd.Series:
     """Numeric values within [low, high]; text, booleans, blanks, NaN, infinities and
     out-of-range values fail."""
     _refuse_booleans(chunk, source, column)
     raw = chunk.frame[column]
-    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    values = _to_numbers(raw).astype("float64")
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy())
     if bad.any():
         position = _first_bad(bad)
@@ -226,7 +238,7 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.to_datetime(raw, utc=True)
     else:
-        numeric = pd.to_numeric(raw, errors="coerce")
+        numeric = _to_numbers(raw)
         # Checked before any conversion: 1e20 seconds would overflow pandas' datetimes.
         outside = (numeric.notna() & ((numeric < 0) | (numeric > MAX_TIMESTAMP))).to_numpy()
         if outside.any():

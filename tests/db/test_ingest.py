@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from recsys.db.ingest import ColumnNames, ingest
 from recsys.db.sources import IngestError, from_frame, open_table
@@ -83,6 +83,40 @@ def test_reingesting_the_same_file_changes_nothing_and_new_values_update(
     )
     assert (changed.ratings_inserted, changed.ratings_updated) == (0, 1)
     assert count(engine, ratings) == 6
+
+
+def test_a_bulk_load_rebuilds_the_indexes_and_merges_like_a_small_one(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path big files take (indexes, and on PostgreSQL foreign keys, dropped and
+    rebuilt around the merge) inserts and updates exactly what the small path does."""
+    monkeypatch.setattr("recsys.db.ingest.BULK_LOAD_ROWS", 1)
+    with engine.connect() as connection:
+        schema = _ratings_schema(connection)
+
+    first = ingest(engine, open_table(write_csv(tmp_path / "r.csv", GOOD_ROWS), chunk_rows=4))
+    changed_rows = [(u, i, "1", str(int(t) + 1)) for u, i, _, t in GOOD_ROWS]
+    again = ingest(engine, open_table(write_csv(tmp_path / "u.csv", changed_rows), chunk_rows=4))
+
+    assert (first.ratings_inserted, first.users_created, first.items_created) == (6, 3, 3)
+    assert (again.ratings_inserted, again.ratings_updated) == (0, 6)
+    stored = snapshot(engine)["ratings"]
+    assert [(value, timestamp) for _, _, value, timestamp in stored] == sorted(
+        (1.0, int(t) + 1) for *_, t in GOOD_ROWS
+    )
+    with engine.connect() as connection:
+        assert _ratings_schema(connection) == schema
+
+
+def _ratings_schema(connection: Connection) -> tuple[list[str], list[str]]:
+    inspector = inspect(connection)
+    return (
+        sorted(index["name"] for index in inspector.get_indexes("ratings")),
+        sorted(
+            f"{key['constrained_columns']}->{key['referred_table']}"
+            for key in inspector.get_foreign_keys("ratings")
+        ),
+    )
 
 
 @pytest.mark.parametrize(
