@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py --size 3m                     # SQLite only
     python benchmarks/scale.py --size 20m --postgres-url postgresql+psycopg://...  # an empty db
+    python benchmarks/scale.py --size 20m --postgres-url ... --postgres-only  # its rows alone
 
 Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
 20M (1,000,000 users, 100,000 items); items drawn with Zipf-like popularity, each
@@ -143,6 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="3m")
     parser.add_argument("--postgres-url", default=None, help="an empty PostgreSQL database")
+    parser.add_argument(
+        "--postgres-only", action="store_true", help="write the files, ingest into PostgreSQL"
+    )
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--args", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -163,13 +167,20 @@ def main() -> None:
                 "write it again, times changed",
                 {"path": csv, "size": options.size, "out": changed},
             ),
-            ("ingest", "ingest SQLite (all new)", {"path": csv, "url": sqlite, "expect": "new"}),
-            (
-                "ingest",
-                "ingest SQLite (all updates)",
-                {"path": changed, "url": sqlite, "expect": "updates"},
-            ),
         ]
+        if not options.postgres_only:
+            plan += [
+                (
+                    "ingest",
+                    "ingest SQLite (all new)",
+                    {"path": csv, "url": sqlite, "expect": "new"},
+                ),
+                (
+                    "ingest",
+                    "ingest SQLite (all updates)",
+                    {"path": changed, "url": sqlite, "expect": "updates"},
+                ),
+            ]
         if options.postgres_url:
             plan += [
                 (
@@ -183,11 +194,12 @@ def main() -> None:
                     {"path": changed, "url": options.postgres_url, "expect": "updates"},
                 ),
             ]
-        plan += [
-            ("dataset", "build the data set (SQLite)", {"url": sqlite}),
-            ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
-            ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
-        ]
+        if not options.postgres_only:
+            plan += [
+                ("dataset", "build the data set (SQLite)", {"url": sqlite}),
+                ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
+                ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
+            ]
         for name, label, args in plan:
             result = stage(name, args)
             rate = result["rows"] / result["seconds"] if result["seconds"] else 0.0
