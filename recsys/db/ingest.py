@@ -109,7 +109,9 @@ def ingest(
     with write_transaction(engine) as connection:
         staging.create_all(connection)
         try:
-            users_before, items_before = _count(connection, users), _count(connection, items)
+            # New users and items, counted where they are made: counting whole tables
+            # would cost every one-rating API write a scan of users and items.
+            created = {"users": 0, "items": 0}
             if users_source is not None:
                 _stage(
                     connection,
@@ -127,7 +129,12 @@ def ingest(
                     lambda chunk: _item_rows(chunk, items_source, columns),
                 )
             _reject_duplicate_ids(connection, staging, users_source, items_source)
-            updated = _merge_metadata(connection, staging)
+            updated = _merge_metadata(
+                connection,
+                staging,
+                {"users": users_source is not None, "items": items_source is not None},
+                created,
+            )
             ratings_read = inserted = changed = 0
             if ratings_source is not None:
                 # The write number first: on PostgreSQL it takes the lock that makes
@@ -143,6 +150,7 @@ def ingest(
                         connection,
                         keys,
                         _rating_rows(chunk, ratings_source, columns, rating_range),
+                        created,
                     ),
                 )
                 staged = staging.tables["staging_ratings"]
@@ -153,8 +161,8 @@ def ingest(
                 ratings_read=ratings_read,
                 ratings_inserted=inserted,
                 ratings_updated=changed,
-                users_created=_count(connection, users) - users_before,
-                items_created=_count(connection, items) - items_before,
+                users_created=created["users"],
+                items_created=created["items"],
                 users_updated=updated["users"],
                 items_updated=updated["items"],
             )
@@ -350,17 +358,20 @@ def _item_rows(chunk: Chunk, source: TableSource, columns: ColumnNames) -> pd.Da
     return _rows_with_numbers(chunk, fields)
 
 
-def _with_internal_ids(connection: Connection, keys: Table, rows: pd.DataFrame) -> pd.DataFrame:
+def _with_internal_ids(
+    connection: Connection, keys: Table, rows: pd.DataFrame, created: dict[str, int]
+) -> pd.DataFrame:
     """Replace a chunk's external user and item ids by internal ones, creating new ids.
 
     Set-based per chunk: the chunk's distinct ids go to a staging table, new ones are
-    inserted in order of first appearance, and one query reads all their numbers back.
+    inserted in order of first appearance (and counted in ``created``), and one query
+    reads all their numbers back.
     """
     return pd.DataFrame(
         {
             "row": rows["row"],
-            "user_id": _internal_ids(connection, keys, users, rows["user_external_id"]),
-            "item_id": _internal_ids(connection, keys, items, rows["item_external_id"]),
+            "user_id": _internal_ids(connection, keys, users, rows["user_external_id"], created),
+            "item_id": _internal_ids(connection, keys, items, rows["item_external_id"], created),
             "value": rows["value"],
             "timestamp": rows["timestamp"],
         }
@@ -368,7 +379,7 @@ def _with_internal_ids(connection: Connection, keys: Table, rows: pd.DataFrame) 
 
 
 def _internal_ids(
-    connection: Connection, keys: Table, table: Table, external: pd.Series
+    connection: Connection, keys: Table, table: Table, external: pd.Series, created: dict[str, int]
 ) -> np.ndarray:
     codes, distinct = pd.factorize(external)
     if len(distinct) == 0:
@@ -378,11 +389,12 @@ def _internal_ids(
         keys,
         pd.DataFrame({"row": np.arange(len(distinct)), "external_id": distinct}),
     )
-    connection.execute(
+    created[table.name] += connection.execute(
         _insert(connection, table)
         .from_select(["external_id"], select(keys.c.external_id).where(true()).order_by(keys.c.row))
         .on_conflict_do_nothing(index_elements=[table.c.external_id])
-    )
+        .execution_options(preserve_rowcount=True)
+    ).rowcount
     # One index lookup per key, whatever the table's size: a join let PostgreSQL, with
     # no statistics for the rows this transaction added, scan all users per chunk.
     number = select(table.c.id).where(table.c.external_id == keys.c.external_id)
@@ -486,18 +498,23 @@ def _count(connection: Connection, table: Table) -> int:
     return connection.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def _merge_metadata(connection: Connection, staging: MetaData) -> dict[str, int]:
-    """Upsert staged users and items; how many existing ones changed, per table.
+def _merge_metadata(
+    connection: Connection, staging: MetaData, given: dict[str, bool], created: dict[str, int]
+) -> dict[str, int]:
+    """Upsert the staged users and items of the ``given`` tables; how many existing ones
+    changed, per table (new ones are added to ``created``).
 
     Given fields overwrite, blanks keep what the database had, and rows whose fields
     all match are not touched (a re-load changes nothing). "WHERE true" resolves
     SQLite's ON CONFLICT parsing ambiguity after SELECT.
     """
-    updated = {}
+    updated = {"users": 0, "items": 0}
     for table, staged, fields in (
         (users, staging.tables["staging_users"], (*USER_FIELDS, "attributes")),
         (items, staging.tables["staging_items"], ("title", "release_date", "genres", "attributes")),
     ):
+        if not given[table.name]:
+            continue
         statement = _insert(connection, table).from_select(
             ["external_id", *fields],
             select(staged.c.external_id, *(staged.c[f] for f in fields))
@@ -512,7 +529,9 @@ def _merge_metadata(connection: Connection, staging: MetaData) -> dict[str, int]
         )
         count_before = _count(connection, table)
         changed = connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount
-        updated[table.name] = changed - (_count(connection, table) - count_before)
+        new = _count(connection, table) - count_before
+        created[table.name] += new
+        updated[table.name] = changed - new
     return updated
 
 
