@@ -1,7 +1,8 @@
 """One JSON error shape for every failure: ``{"error": {"code", "message"}}``.
 
 Database trouble is a 503 (``database_busy`` with ``Retry-After`` when SQLite's
-other writer held the lock past the wait; ``database_unavailable`` otherwise), and
+other writer held the lock past the wait; ``database_file_changed`` when the SQLite
+file was deleted or replaced under the service; ``database_unavailable`` otherwise), and
 anything unforeseen a 500 in the same shape: no failure answers in plain text.
 """
 
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from recsys.db.engine import SQLITE_BUSY_SECONDS, is_busy
+from recsys.db.engine import SQLITE_BUSY_SECONDS, DatabaseFileChanged, is_busy
 
 logger = logging.getLogger("recsys.api")
 
@@ -60,6 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database_error(_request: Request, error: SQLAlchemyError) -> JSONResponse:
+        if isinstance(error, DatabaseFileChanged):
+            logger.error("%s", error)
+            return error_response(503, "database_file_changed", str(error))
         if is_busy(error):
             return error_response(
                 503,

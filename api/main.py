@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import fastapi_offline
-import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -19,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.body_limit import BodyLimit, Limit
 from api.errors import install_error_handlers
-from api.metrics import FOLLOWED, RequestMetrics, worker_stopped
+from api.metrics import FOLLOWED, WORKER_THREADS, RequestMetrics, worker_stopped
 from api.model_files import ModelFile
 from api.model_swaps import ServiceState
 from api.openapi_errors import document_errors
@@ -37,6 +36,7 @@ from api.routes import (
 from recsys.db.engine import make_engine
 from recsys.settings import Settings, get_settings
 from recsys.tabular.tabular_learner import load_tabular
+from recsys.thread_limits import limit_threads
 from recsys.vision.vision_learner import load_vision
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -76,9 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One scoring thread per worker: a request's matrix product is small, and idle
-        # OpenMP threads spinning between requests would starve the other workers.
-        torch.set_num_threads(settings.api_torch_threads)
+        # A few threads per worker for every BLAS/OpenMP pool (see recsys.thread_limits).
+        for pool, n_threads in limit_threads(settings.api_torch_threads).items():
+            WORKER_THREADS.labels(pool).set(n_threads)
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
         app.state.service = ServiceState(settings.recommend_with)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -64,6 +65,13 @@ FEEDBACK = Counter(
 FOLD_INS = Counter(
     "recsys_fold_ins_total", "Recommendations for users the model never saw, folded in."
 )
+WORKER_THREADS = Gauge(
+    "recsys_worker_threads",
+    "BLAS/OpenMP threads per pool in each worker (RECSYS_API_TORCH_THREADS): one series "
+    "per worker pid and library.",
+    ["pool"],
+    multiprocess_mode="liveall",
+)
 FOLLOWED = Counter(
     "recsys_followed_ratings_total",
     "Ratings written elsewhere (other workers, replicas, ingest) folded into seen items.",
@@ -72,13 +80,28 @@ FOLLOWED = Counter(
 
 def render() -> tuple[bytes, str]:
     """The exposition text of every process's metrics (or this one's alone)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if folder := os.environ.get(MULTIPROC_ENV):
+        _forget_dead_workers(Path(folder))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def _forget_dead_workers(folder: Path) -> None:
+    """Drop the live gauges of workers that are gone (killed, and restarted under a new
+    pid by the supervisor): their last values would otherwise stay in /metrics for good,
+    and a stale model version would look like a worker that fell behind."""
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(folder))
+        except PermissionError:  # alive, another user's
+            pass
 
 
 Scope = MutableMapping[str, Any]

@@ -125,17 +125,20 @@ class ServiceState:
     def follow_ratings(self, engine: Engine) -> int:
         """Fold ratings written since each model was loaded — by another worker, another
         replica or `recsys ingest` — into its seen items; returns how many were read.
-        One query a poll, from the oldest model's last write number."""
+        One query a poll (a page per 100,000 ratings), from the oldest model's last
+        write number; a model's number moves on only once every page is in."""
         models = list(self.models.values())
         if not models:
             return 0
         after = min(model.recommender.seen.through for model in models)
-        n_read = 0
-        while not (changes := read_rating_changes(engine, after=after)).empty:
+        n_read, latest = 0, after
+        for changes in read_rating_changes(engine, after=after):
             for model in models:
-                seen = model.recommender.seen
-                model.recommender.add_feedback(changes[changes["seq"] > seen.through])
-                seen.through = max(seen.through, int(changes["seq"].iloc[-1]))
-            after = int(changes["seq"].iloc[-1])
+                model.recommender.add_feedback(
+                    changes[changes["seq"] > model.recommender.seen.through]
+                )
+            latest = int(changes["seq"].iloc[-1])
             n_read += len(changes)
+        for model in models:
+            model.recommender.seen.through = max(model.recommender.seen.through, latest)
         return n_read

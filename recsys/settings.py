@@ -49,7 +49,12 @@ class Settings(BaseSettings):
     rating_min: float = Field(default=0.5, description="Smallest rating ingestion accepts.")
     rating_max: float = Field(default=5.0, description="Largest rating ingestion accepts.")
     ingest_chunk_rows: int = Field(default=50_000, gt=0, description="Rows read per chunk.")
-    api_torch_threads: int = Field(default=1, gt=0, description="Torch threads per API worker.")
+    api_torch_threads: int = Field(
+        default=1,
+        gt=0,
+        description="BLAS/OpenMP threads per API worker, for numpy, scipy, torch and faiss "
+        "alike (whatever OMP_NUM_THREADS and the like say).",
+    )
     model_poll_seconds: float = Field(
         default=5.0, ge=0, description="How often the API checks for a new active model (0: never)."
     )

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
 from api.metrics import render
-from recsys.db.engine import refuses_writes
+from recsys.db.engine import DatabaseFileChanged, check_database_file, refuses_writes
 from recsys.db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -39,9 +39,12 @@ def metrics() -> Response:
 def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str, object]:
     """The database answers, its schema is current, and a model is loaded."""
     try:
+        check_database_file(engine)
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(engine)
+    except DatabaseFileChanged as error:
+        raise ServiceError(503, "database_file_changed", str(error)) from None
     except SQLAlchemyError as error:
         message = f"database does not answer: {error}"
         raise ServiceError(503, "database_unavailable", message) from None

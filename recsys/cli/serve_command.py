@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,8 +13,12 @@ import typer
 
 from recsys.cli.console import fail
 from recsys.settings import get_settings
+from recsys.thread_limits import thread_environment
 
 WORKER_STARTUP_SECONDS = 300
+# The files prometheus_client's multiprocess mode writes: counter_123.db,
+# gauge_liveall_123.db, histogram_123.db...
+METRICS_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
 
 
 def is_loopback(host: str) -> bool:
@@ -28,13 +33,24 @@ def is_loopback(host: str) -> bool:
 
 def metrics_folder() -> Path:
     """The folder where every worker writes its Prometheus values (see api.metrics): the
-    one PROMETHEUS_MULTIPROC_DIR names, emptied of a previous run's files, else a new
-    one. Set before any worker imports prometheus_client."""
+    one PROMETHEUS_MULTIPROC_DIR names, rid of a previous run's metrics files, else a new
+    one. Set before any worker imports prometheus_client.
+
+    A named folder must hold nothing else: /metrics reads every ``*.db`` file in it, and
+    a database kept there would be taken for metrics (and was once deleted as stale).
+    """
     named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if named:
         folder = Path(named)
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
+        others = sorted(p.name for p in folder.iterdir() if not METRICS_FILE.fullmatch(p.name))
+        if others:
+            listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if others[5:] else "")
+            raise fail(
+                f"PROMETHEUS_MULTIPROC_DIR={folder} holds files that are not metrics "
+                f"({listed}): name an empty folder of its own; nothing was removed"
+            )
+        for stale in folder.iterdir():
             stale.unlink()
     else:
         folder = Path(tempfile.mkdtemp(prefix="recsys-metrics-"))
@@ -58,6 +74,8 @@ def serve(
         )
     created = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     folder = metrics_folder()
+    # Before any worker starts: its BLAS/OpenMP pools start this small (recsys.thread_limits).
+    os.environ.update(thread_environment(get_settings().api_torch_threads))
     import uvicorn  # only this command needs the server
 
     try:

@@ -7,19 +7,22 @@ beside the tensors for serving (index -> id) and lookup (id -> index).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, literal, select, tuple_
 
 from recsys.db.tables import items, ratings, users
 
 # A rating at or above this counts as "liked": the ranking objective's full-weight
 # interactions, relevance in evaluation, and the "because you liked" reasons.
 LIKED_AT = 4.0
+# How many written ratings a worker reads per query when it follows the write log.
+FOLLOW_PAGE_ROWS = 100_000
+CHANGE_COLUMNS = ["user_id", "item_id", "rating", "seq"]
 
 
 class UnknownIdError(KeyError):
@@ -200,25 +203,43 @@ def latest_write(engine: Engine) -> int:
         return int(connection.execute(select(func.max(ratings.c.seq))).scalar_one() or 0)
 
 
-def read_rating_changes(engine: Engine, after: int, limit: int = 100_000) -> pd.DataFrame:
-    """Ratings written after write number ``after``, oldest first: user_id, item_id,
-    rating, seq (at most ``limit`` rows: ask again from the last seq for more)."""
+def read_rating_changes(
+    engine: Engine, after: int, page_rows: int = FOLLOW_PAGE_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Ratings written after write number ``after``, oldest first, in pages of at most
+    ``page_rows``: user_id, item_id, rating, seq.
+
+    Every rating of one write carries the same seq, and one write may hold millions:
+    the pages go on from the last (seq, user, item) read, never from the last seq
+    alone, which would skip the rest of a write cut by a page. The last page is the
+    first shorter than ``page_rows``; a write committed meanwhile is read to its end.
+    """
     query = (
         select(
             users.c.external_id.label("user_id"),
             items.c.external_id.label("item_id"),
             ratings.c.value.label("rating"),
             ratings.c.seq,
+            ratings.c.user_id.label("user_key"),
+            ratings.c.item_id.label("item_key"),
         )
         .select_from(
             ratings.join(users, users.c.id == ratings.c.user_id).join(
                 items, items.c.id == ratings.c.item_id
             )
         )
-        .where(ratings.c.seq > after)
-        .order_by(ratings.c.seq)
-        .limit(limit)
+        .order_by(ratings.c.seq, ratings.c.user_id, ratings.c.item_id)  # ix_ratings_seq
+        .limit(page_rows)
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "seq"])
+    where = ratings.c.seq > after
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(query.where(where)).all()
+        if rows:
+            yield pd.DataFrame([row[:4] for row in rows], columns=CHANGE_COLUMNS)
+        if len(rows) < page_rows:
+            return
+        seq, user_key, item_key = rows[-1][3:]
+        where = tuple_(ratings.c.seq, ratings.c.user_id, ratings.c.item_id) > tuple_(
+            literal(seq), literal(user_key), literal(item_key)
+        )

@@ -87,7 +87,7 @@ ratings = Table(
     Column("seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_ratings_item_id", "item_id"),
     Index("ix_ratings_timestamp", "timestamp"),
-    Index("ix_ratings_seq", "seq"),
+    Index("ix_ratings_seq", "seq", "user_id", "item_id"),  # the order followers read
 )
 
 model_versions = Table(

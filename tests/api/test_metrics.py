@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +14,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from tests.servers import ranking_version, service_env, serving
+from recsys.db.migrate import upgrade
+from tests.servers import free_port, ranking_version, service_env, serving
 
 RECOMMENDATIONS = "/users/{user_id}/recommendations"
 
@@ -64,7 +67,10 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
     version = ranking_version(engine, tmp_path / "artifacts")
-    env = service_env(database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret")
+    # The environment asks for more threads: each worker must keep to one all the same.
+    env = service_env(
+        database_url, tmp_path / "artifacts", RECSYS_API_KEY="s3cret", OMP_NUM_THREADS="2"
+    )
     key = {"X-API-Key": "s3cret"}
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
@@ -87,3 +93,35 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
     ]
     assert len({pid for pid, _ in ranking}) == 2  # one series per worker
     assert {value for _, value in ranking} == {float(version)}
+    threads = samples(text, "recsys_worker_threads")
+    assert {labels["pid"] for labels, _ in threads} == {pid for pid, _ in ranking}
+    pools = {labels["pool"] for labels, _ in threads}
+    assert "torch" in pools
+    assert any("openblas" in pool for pool in pools)  # numpy's and scipy's BLAS
+    assert any("gomp" in pool for pool in pools)  # OpenMP (torch, faiss)
+    assert {value for _, value in threads} == {1.0}  # every pool of every worker
+
+
+def test_serve_refuses_a_metrics_folder_that_holds_anything_else(tmp_path: Path) -> None:
+    """Metrics files are removed at start: a database beside them must never be."""
+    database_url = f"sqlite:///{tmp_path / 'recsys.db'}"
+    upgrade(database_url)
+    before = (tmp_path / "recsys.db").read_bytes()
+    stale = tmp_path / "counter_12345.db"
+    stale.write_bytes(b"")
+    env = service_env(database_url, tmp_path / "artifacts", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "recsys", "serve", "--port", str(free_port())]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "holds files that are not metrics (recsys.db)" in " ".join(done.stderr.split())
+    assert (tmp_path / "recsys.db").read_bytes() == before
+    assert stale.exists()  # nothing removed at all
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    stale = folder / "gauge_liveall_12345.db"
+    stale.write_bytes(b"")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    with serving(env, tmp_path / "server.log") as base:
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        assert not stale.exists()  # a previous run's metrics file

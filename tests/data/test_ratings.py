@@ -8,7 +8,7 @@ import pytest
 import torch
 from sqlalchemy import Engine
 
-from recsys.data.ratings import IdMap, UnknownIdError, read_ratings
+from recsys.data.ratings import IdMap, UnknownIdError, read_rating_changes, read_ratings
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
 
@@ -106,3 +106,25 @@ def test_id_maps_name_unknown_ids() -> None:
     assert list(id_map.indices([33, 2])) == [2, 0]
     with pytest.raises(UnknownIdError, match="unknown user id 7"):
         id_map.indices([2, 7])
+
+
+def test_changes_are_read_in_pages_to_the_end_of_every_write(engine: Engine) -> None:
+    """Every rating of one write carries the same number: a page that ends inside a
+    write must not lose the rest of it."""
+    first = pd.DataFrame(
+        {"user_id": [f"u{n}" for n in range(7)], "item_id": "a", "rating": 3.0, "timestamp": 1}
+    )
+    second = first.assign(item_id="b")
+    load(engine, first)
+    load(engine, second)
+
+    pages = list(read_rating_changes(engine, after=0, page_rows=3))
+
+    assert [len(page) for page in pages] == [3, 3, 3, 3, 2]
+    read = pd.concat(pages)
+    assert sorted(zip(read["user_id"], read["item_id"], strict=True)) == sorted(
+        (f"u{n}", item) for n in range(7) for item in "ab"
+    )
+    assert read["seq"].is_monotonic_increasing
+    after_first = int(read["seq"].iloc[0])
+    assert sum(len(page) for page in read_rating_changes(engine, after_first, 3)) == 7
