@@ -47,12 +47,13 @@ def service_env(database_url: str, artifact_dir: Path, **extra: str) -> dict[str
 
 @contextmanager
 def serving(
-    env: dict[str, str], log: Path, workers: int = 1, wait_for: str = "/health"
+    env: dict[str, str], log: Path, workers: int = 1, wait_for: str = "/health", deaths: int = 0
 ) -> Iterator[str]:
     """``recsys serve`` on a free loopback port until the block ends; yields its base URL.
 
     Waits until ``wait_for`` answers 200; the server's output goes to ``log`` (shown
-    when it fails to get there).
+    when it fails to get there). Fails if more than ``deaths`` workers died (the ones
+    a test kills itself).
     """
     port = free_port()
     with log.open("w") as output:
@@ -88,4 +89,5 @@ def serving(
         server.terminate()
         server.wait(timeout=30)
     # uvicorn's supervisor kills and restarts a worker that misses its health check.
-    assert "died" not in log.read_text(), f"a worker died:\n{log.read_text()[-3000:]}"
+    died = log.read_text().count("died")
+    assert died <= deaths, f"{died} workers died:\n{log.read_text()[-3000:]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
+from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
 from tests.servers import free_port, ranking_version, service_env, serving
 
@@ -125,3 +128,27 @@ def test_serve_refuses_a_metrics_folder_that_holds_anything_else(tmp_path: Path)
     with serving(env, tmp_path / "server.log") as base:
         assert httpx.get(f"{base}/health", timeout=10).status_code == 200
         assert not stale.exists()  # a previous run's metrics file
+
+
+@pytest.mark.slow
+def test_a_killed_workers_series_leave_the_metrics(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'recsys.db'}"
+    upgrade(database_url)
+    ranking_version(make_engine(database_url), tmp_path / "artifacts")
+    env = service_env(database_url, tmp_path / "artifacts")
+    log = tmp_path / "server.log"
+    with serving(env, log, workers=2, wait_for="/ready", deaths=1) as base:
+
+        def live() -> set[str]:
+            return worker_pids(httpx.get(f"{base}/metrics", timeout=10).text)
+
+        deadline = time.monotonic() + 60
+        while len(pids := live()) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.2)
+        killed = min(pids)
+        os.kill(int(killed), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while killed in (pids := live()) or len(pids) < 2:  # restarted, under a new pid
+            assert time.monotonic() < deadline, f"reported: {sorted(pids)}; {killed} killed"
+            time.sleep(0.5)
