@@ -3,15 +3,17 @@
     python benchmarks/serving.py                       # MovieLens-100k (the quickstart data)
     python benchmarks/serving.py --sizes ml100k,3m     # plus a synthetic 3M-rating database
     python benchmarks/serving.py --sizes 20m --duration 20
+    python benchmarks/serving.py --workers 2           # one worker count only
 
 For each size: build the database (ML-100k: `recsys quickstart --no-serve`;
 synthetic: fixed seed, Zipf-like item popularity, ingested with `recsys ingest`,
-then both objectives trained for one epoch), start `recsys serve --workers 2`,
-and report the seconds until every worker is ready, each worker's RSS, and wrk's throughput
-and p50/p99 for recommendations of random known users. Beside it, in the same
-run and with the same worker count, a bare FastAPI app answers a constant
-same-shape payload through the same response model: the ratio of the two is
-what the service's own work costs. Needs wrk (Debian's package).
+then both objectives trained for one epoch); then, for each worker count (1 and 2
+by default, on the same database), start `recsys serve --workers N` and report the
+seconds until every worker is ready, each worker's RSS, and wrk's throughput and
+p50/p99 for recommendations of random known users. Beside it, in the same run and
+with the same worker count, a bare FastAPI app answers a constant same-shape payload
+through the same response model: the ratio of the two is what the service's own
+work costs. Needs wrk (Debian's package).
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ def prepare(size: str, folder: Path, env: dict[str, str], recsys: str) -> int:
     return n_users
 
 
-def measure(size: str, duration: int, connections: int, workers: int) -> dict[str, float]:
+def measure_size(
+    size: str, duration: int, connections: int, worker_counts: list[int]
+) -> dict[int, dict[str, float]]:
+    """Build the database of ``size`` once; the figures of each worker count on it."""
     folder = Path(tempfile.mkdtemp(prefix=f"recsys-serving-{size}-"))
     env = {
         **os.environ,
@@ -135,8 +140,20 @@ def measure(size: str, duration: int, connections: int, workers: int) -> dict[st
     n_users = prepare(size, folder, env, recsys)
     script = folder / "users.lua"
     script.write_text(LUA.replace("{n_users}", str(n_users)))
+    return {
+        workers: measure(folder, env, script, duration, connections, workers)
+        for workers in worker_counts
+    }
+
+
+def measure(
+    folder: Path, env: dict[str, str], script: Path, duration: int, connections: int, workers: int
+) -> dict[str, float]:
+    """Serve with ``workers`` (and the constant app with as many), every worker ready and
+    warmed up, then wrk on both."""
+    recsys = str(Path(sys.executable).with_name("recsys"))
     port, constant_port = free_port(), free_port()
-    log = folder / "serve.log"
+    log = folder / f"serve-{workers}.log"
     started = time.monotonic()
     server = subprocess.Popen(
         [recsys, "serve", "--port", str(port), "--workers", str(workers)],
@@ -154,7 +171,8 @@ def measure(size: str, duration: int, connections: int, workers: int) -> dict[st
         url = f"http://127.0.0.1:{port}"
         wait_all_ready(url, log, workers, seconds=1800)
         ready = time.monotonic() - started
-        rss = [rss_mib(pid) for pid in workers_of(server.pid)]
+        # One worker: uvicorn serves in its own process, with no children.
+        rss = [rss_mib(pid) for pid in workers_of(server.pid) or [server.pid]]
         constant_url = f"http://127.0.0.1:{constant_port}"
         run_wrk(url, 2, connections, script)  # warm-up
         run_wrk(f"{constant_url}/users/1/recommendations", 2, connections, None)
@@ -182,24 +200,28 @@ def main() -> None:
     parser.add_argument("--sizes", default="ml100k")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     args = parser.parse_args()
-    rows = {size: measure(size, args.duration, args.connections, args.workers)
+    counts = [int(n) for n in args.workers.split(",")]
+    rows = {size: measure_size(size, args.duration, args.connections, counts)
             for size in args.sizes.split(",")}  # fmt: skip
     print(
-        f"recsys serve --workers {args.workers}; wrk -t2 -c{args.connections} "
-        f"-d{args.duration}s on loopback, {os.cpu_count()} cores (wrk shares them)"
+        f"recsys serve --workers N; wrk -t2 -c{args.connections} -d{args.duration}s on "
+        f"loopback, {os.cpu_count()} cores (wrk shares them); {time.strftime('%Y-%m-%d %H:%M')}"
     )
     print(
-        f"{'size':<8} {'ready s':>8} {'RSS MiB':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'constant':>9} {'ratio':>6}"
+        f"{'size':<8} {'workers':>7} {'ready s':>8} {'RSS MiB':>8} {'req/s':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6} {'constant':>9} {'ratio':>6} {'vs 1':>5}"
     )
-    for size, r in rows.items():
-        print(
-            f"{size:<8} {r['ready']:>8.1f} {r['rss']:>8.0f} {r['rps']:>8.0f} {r['p50']:>7.2f} "
-            f"{r['p99']:>7.2f} {r['errors']:>6.0f} {r['constant_rps']:>9.0f} "
-            f"{r['rps'] / r['constant_rps']:>6.2f}"
-        )
+    for size, by_workers in rows.items():
+        single = by_workers.get(1, {}).get("rps")
+        for workers, r in by_workers.items():
+            scaling = f"{r['rps'] / single:>5.2f}" if single else f"{'':>5}"
+            print(
+                f"{size:<8} {workers:>7} {r['ready']:>8.1f} {r['rss']:>8.0f} {r['rps']:>8.0f} "
+                f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['errors']:>6.0f} "
+                f"{r['constant_rps']:>9.0f} {r['rps'] / r['constant_rps']:>6.2f} {scaling}"
+            )
 
 
 if __name__ == "__main__":

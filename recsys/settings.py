@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsys.db.validate import check_rating_range
+
 
 class Settings(BaseSettings):
     """Everything the CLI, the training job and the API read from the environment."""
@@ -86,11 +88,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_rating_range(self) -> Settings:
-        if self.rating_min >= self.rating_max:
-            raise ValueError(
-                f"RECSYS_RATING_MIN ({self.rating_min}) must be below "
-                f"RECSYS_RATING_MAX ({self.rating_max})"
-            )
+        try:
+            check_rating_range(self.rating_min, self.rating_max)
+        except ValueError as error:
+            raise ValueError(f"RECSYS_RATING_MIN/RECSYS_RATING_MAX: {error}") from None
         return self
 
 

@@ -80,6 +80,27 @@ def test_ingest_reports_the_bad_row_and_writes_nothing(cli_env: str, tmp_path: P
     assert counts(cli_env) == (3, 3, 3)
 
 
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        ["--min-rating", "nan", "--max-rating", "nan"],
+        ["--min-rating", "nan"],
+        ["--max-rating", "inf"],
+        ["--min-rating", "5", "--max-rating", "1"],
+    ],
+)
+def test_ingest_refuses_a_rating_range_that_is_empty_or_not_finite(
+    cli_env: str, tmp_path: Path, bounds: list[str]
+) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id,rating\na,b,7\nc,d,-100\n")
+    result = runner.invoke(app, ["ingest", "ratings", str(path), *bounds])
+    assert result.exit_code == 1
+    assert "--min-rating/--max-rating" in result.output
+    assert counts(cli_env) == (0, 0, 0)
+
+
 def test_an_unreachable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from recsys.settings import get_settings
 

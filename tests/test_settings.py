@@ -35,7 +35,22 @@ def test_environment_and_dotenv_override(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (settings.api_key, settings.rating_max, settings.device) == ("from-dotenv", 10.0, "cpu")
 
 
-def test_an_empty_rating_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECSYS_RATING_MIN", "5")
-    with pytest.raises(ValidationError, match="must be below"):
+@pytest.mark.parametrize(
+    ("low", "high", "problem"),
+    [
+        ("5", None, "must be below"),
+        ("nan", "nan", "finite"),
+        ("nan", None, "finite"),
+        (None, "nan", "finite"),
+        ("-inf", None, "finite"),
+        (None, "inf", "finite"),
+    ],
+)
+def test_a_rating_range_that_is_empty_or_not_finite_is_refused(
+    monkeypatch: pytest.MonkeyPatch, low: str | None, high: str | None, problem: str
+) -> None:
+    for name, value in (("RECSYS_RATING_MIN", low), ("RECSYS_RATING_MAX", high)):
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=problem):
         Settings()

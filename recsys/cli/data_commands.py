@@ -25,6 +25,7 @@ from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.migrate import current_revision, upgrade
 from recsys.db.sources import IngestError, open_table
 from recsys.db.tables import items, ratings, users
+from recsys.db.validate import check_rating_range
 from recsys.jobs.model_versions import active_version
 from recsys.jobs.training_job import TrainConfig, train_and_register
 from recsys.settings import get_settings
@@ -97,8 +98,10 @@ def ingest_ratings(
     settings = get_settings()
     low = settings.rating_min if min_rating is None else min_rating
     high = settings.rating_max if max_rating is None else max_rating
-    if low >= high:
-        raise fail(f"--min-rating ({low}) must be below --max-rating ({high})")
+    try:
+        check_rating_range(low, high)
+    except ValueError as error:
+        raise fail(f"--min-rating/--max-rating: {error}") from None
     columns = ColumnNames(
         user=user_col,
         item=item_col,

@@ -97,6 +97,7 @@ def ingest(
     Ratings for unknown users or items create them. Re-ingesting a file updates
     values and timestamps that changed and leaves everything else untouched.
     """
+    validate.check_rating_range(*rating_range)
     for source, required in (
         (users_source, [columns.user]),
         (items_source, [columns.item]),

@@ -21,6 +21,7 @@ The rules:
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -46,6 +47,17 @@ def check_id(value: str) -> str:
     if CONTROL.search(text):
         raise ValueError("an id must not contain control characters")
     return text
+
+
+def check_rating_range(low: float, high: float) -> tuple[float, float]:
+    """The range every rating must fall in: two finite numbers, the lowest below the
+    highest; ValueError otherwise (NaN compares false with everything, so a plain
+    ``low >= high`` check once let a NaN bound accept any rating)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"the rating range must be two finite numbers, not {low} to {high}")
+    if not low < high:
+        raise ValueError(f"the lowest rating ({low:g}) must be below the highest ({high:g})")
+    return low, high
 
 
 def _first_bad(mask: pd.Series | np.ndarray) -> int:

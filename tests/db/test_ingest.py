@@ -174,6 +174,19 @@ def test_the_rating_range_and_column_names_are_configurable(engine: Engine, tmp_
         )
 
 
+@pytest.mark.parametrize(
+    "bounds", [(float("nan"), float("nan")), (float("nan"), 5.0), (0.5, float("inf")), (5.0, 1.0)]
+)
+def test_a_rating_range_that_is_empty_or_not_finite_is_refused(
+    engine: Engine, bounds: tuple[float, float]
+) -> None:
+    frame = pd.DataFrame({"user_id": ["a"], "item_id": ["b"], "rating": [7.0]})
+    with pytest.raises(ValueError, match=r"finite|must be below"):
+        ingest(engine, from_frame("ratings", frame), rating_range=bounds)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ratings)).scalar_one() == 0
+
+
 def test_a_column_mixing_iso_times_and_huge_numbers_names_the_bad_row(
     engine: Engine, tmp_path: Path
 ) -> None:
