@@ -108,4 +108,12 @@ model_versions = Table(
     Column("owner", String(255), nullable=True),
     Column("heartbeat_at", DateTime(timezone=True), nullable=True),
     Index("ix_model_versions_is_active", "is_active"),
+    # At most one active version per objective, whatever runs at once.
+    Index(
+        "ux_model_versions_active",
+        "objective",
+        unique=True,
+        sqlite_where=text("is_active"),
+        postgresql_where=text("is_active"),
+    ),
 )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.ann_index import ItemIndex, index_path
@@ -53,6 +53,7 @@ def _version(row: Any) -> ModelVersion:
 
 
 OBJECTIVES = ("rating", "ranking")
+ACTIVATION_LOCK = 0x61637476  # PostgreSQL advisory lock key for activations: "actv"
 # A training run says it is alive this often; one silent for much longer is gone.
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 600.0
@@ -166,9 +167,9 @@ def active_version(engine: Engine, objective: str = "rating") -> ModelVersion | 
     """The active version of ``objective``, if any."""
     with engine.connect() as connection:
         row = connection.execute(
-            select(model_versions).where(
-                model_versions.c.is_active, model_versions.c.objective == objective
-            )
+            select(model_versions)
+            .where(model_versions.c.is_active, model_versions.c.objective == objective)
+            .order_by(model_versions.c.id.desc())  # one at most (a unique index); newest
         ).first()
     return _version(row) if row is not None else None
 
@@ -192,7 +193,15 @@ def recommending_version(engine: Engine, recommend_with: str = "ranking") -> Mod
 
 
 def _deactivate(connection: Connection, version_id: int) -> None:
-    """Deactivate the active version of ``version_id``'s objective (before activating it)."""
+    """Deactivate the active version of ``version_id``'s objective (before activating it).
+
+    Activations take turns from here to their commit: on PostgreSQL two at once would
+    each deactivate the version active before both and activate their own (SQLite's
+    writers already take turns). The partial unique index ``ux_model_versions_active``
+    refuses whatever slips past.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(ACTIVATION_LOCK)))
     objective = (
         select(model_versions.c.objective)
         .where(model_versions.c.id == version_id)

@@ -182,7 +182,7 @@ def test_a_rating_range_that_is_empty_or_not_finite_is_refused(
 ) -> None:
     frame = pd.DataFrame({"user_id": ["a"], "item_id": ["b"], "rating": [7.0]})
     with pytest.raises(ValueError, match=r"finite|must be below"):
-        ingest(engine, from_frame("ratings", frame), rating_range=bounds)
+        ingest(engine, from_frame("ratings", frame, 10), rating_range=bounds)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(ratings)).scalar_one() == 0
 
