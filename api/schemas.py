@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from recsys.db.validate import AGE_RANGE, MAX_ID_LENGTH, MAX_TIMESTAMP, TEXT_LIMITS, check_id
@@ -14,6 +15,10 @@ MAX_FEEDBACK = 10_000
 
 # The ingestion's id rule: trimmed, 1-255 characters, no control characters.
 ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+# The same rule for ids in a path or a query: a NUL once reached PostgreSQL, which
+# refused it as a database error (503) where it is bad input (422).
+PathId = Annotated[str, Path(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+QueryId = Annotated[str, Query(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
 
 
 def _not_a_boolean(value: object) -> object:

@@ -16,6 +16,7 @@ from api.schemas import (
     ItemOut,
     ItemVisibility,
     ItemVisibilityOut,
+    PathId,
     PredictionRequest,
     Predictions,
     SimilarItems,
@@ -33,7 +34,7 @@ router = APIRouter(tags=["items"])
 
 @router.get("/items/{item_id}/similar", response_model=SimilarItems)
 async def similar(
-    item_id: str,
+    item_id: PathId,
     model: ModelDep,
     n: Annotated[int, Query(ge=1, le=500)] = 10,
     min_ratings: Annotated[int, Query(ge=0)] = 0,
@@ -62,7 +63,7 @@ async def similar(
 
 
 @router.put("/items/{item_id}", response_model=ItemOut, dependencies=[ApiKeyDep])
-def put_item(item_id: str, body: ItemIn, engine: EngineDep, settings: SettingsDep) -> dict:
+def put_item(item_id: PathId, body: ItemIn, engine: EngineDep, settings: SettingsDep) -> dict:
     """Create the item, or update the fields given (fields left out keep their stored
     value, as re-ingesting an items file does): a new item exists before its first
     rating. Models learn it at their next training run."""
@@ -84,7 +85,7 @@ def put_item(item_id: str, body: ItemIn, engine: EngineDep, settings: SettingsDe
 
 
 @router.patch("/items/{item_id}", response_model=ItemVisibilityOut, dependencies=[ApiKeyDep])
-def patch_item(item_id: str, body: ItemVisibility, engine: EngineDep, state: StateDep) -> dict:
+def patch_item(item_id: PathId, body: ItemVisibility, engine: EngineDep, state: StateDep) -> dict:
     """Hide an item from every answer (or show it again); 404 for an unknown item.
 
     This worker applies it at once, the others at their next poll (half a second)."""

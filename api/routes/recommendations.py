@@ -18,7 +18,7 @@ from api.errors import ServiceError
 from api.metrics import FOLD_INS
 from api.model_swaps import ServiceState
 from api.recommendation_json import recommendations_response
-from api.schemas import PopularItem, Recommendations, SessionRequest
+from api.schemas import PathId, PopularItem, QueryId, Recommendations, SessionRequest
 from api.served_model import ServedModel
 from recsys.collab.recommender import TopItems
 from recsys.data.catalog import UnknownGenreError, read_user_profiles, read_user_ratings
@@ -34,7 +34,7 @@ Genres = Annotated[
     Query(max_length=20, description="Only items of any of these genres (repeat the parameter)."),
 ]
 Exclude = Annotated[
-    list[Annotated[str, Query(max_length=255)]] | None,
+    list[QueryId] | None,
     Query(max_length=500, description="Item ids to leave out (repeat the parameter)."),
 ]
 
@@ -51,7 +51,7 @@ class Page:
 
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def user_recommendations(
-    user_id: str,
+    user_id: PathId,
     model: RecommendingModelDep,
     request: Request,
     n: N = 10,
@@ -159,7 +159,7 @@ async def unknown_user(
 
 @router.post("/users/{user_id}/recommendations", response_model=Recommendations)
 async def session_recommendations(
-    user_id: str, body: SessionRequest, model: RecommendingModelDep
+    user_id: PathId, body: SessionRequest, model: RecommendingModelDep
 ) -> Response:
     """Recommendations for an anonymous session ("people who just looked at these"): the
     given items are folded in as the session's interactions and left out of the answer.

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
-from api.schemas import SimilarUsers, UserProfile, UserProfileOut
+from api.schemas import PathId, SimilarUsers, UserProfile, UserProfileOut
 from recsys.data.catalog import read_user_profiles
 from recsys.data.ratings import UnknownIdError
 from recsys.db.ingest import ingest
@@ -22,7 +22,7 @@ router = APIRouter(tags=["users"])
 
 
 @router.put("/users/{user_id}", response_model=UserProfileOut, dependencies=[ApiKeyDep])
-def put_user(user_id: str, body: UserProfile, engine: EngineDep, settings: SettingsDep) -> dict:
+def put_user(user_id: PathId, body: UserProfile, engine: EngineDep, settings: SettingsDep) -> dict:
     """Create the user, or update the metadata fields given (fields left out keep their
     stored value, as re-ingesting a users file does).
 
@@ -45,7 +45,7 @@ def put_user(user_id: str, body: UserProfile, engine: EngineDep, settings: Setti
 
 
 @router.get("/users/{user_id}", response_model=UserProfile, dependencies=[ApiKeyDep])
-async def get_user(user_id: str, engine: EngineDep) -> dict:
+async def get_user(user_id: PathId, engine: EngineDep) -> dict:
     """The user's stored metadata (personal data: the API key, when the server has one);
     404 for a user the database does not hold."""
     profiles = await run_in_threadpool(read_user_profiles, engine, [user_id])
@@ -56,7 +56,7 @@ async def get_user(user_id: str, engine: EngineDep) -> dict:
 
 @router.get("/users/{user_id}/similar", response_model=SimilarUsers, dependencies=[ApiKeyDep])
 def similar_users(
-    user_id: str, state: StateDep, n: Annotated[int, Query(ge=1, le=500)] = 10
+    user_id: PathId, state: StateDep, n: Annotated[int, Query(ge=1, le=500)] = 10
 ) -> dict:
     """The users nearest to this one by cosine similarity of their vectors, from the
     recommending model, or the rating model when that one has no user vectors (EASE

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -98,3 +99,29 @@ def test_oversize_json_bodies_are_refused_before_parsing(
         assert_error(response, 413, "body_too_large")
         small = client.post("/predictions", json={"pairs": pairs[:10]})
         assert small.status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["a%00b", "a%0Ab", "%20%20", "x" * 256])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/users/{id}/recommendations?fallback=popular"),
+        ("GET", "/users/u0/recommendations?exclude={id}"),
+        ("GET", "/popular?exclude={id}"),
+        ("POST", "/users/{id}/recommendations"),
+        ("GET", "/users/{id}"),
+        ("PUT", "/users/{id}"),
+        ("GET", "/users/{id}/similar"),
+        ("GET", "/items/{id}/similar"),
+        ("PUT", "/items/{id}"),
+        ("PATCH", "/items/{id}"),
+    ],
+)
+def test_an_id_in_a_path_or_query_follows_the_id_rule_on_every_database(
+    client: TestClient, method: str, path: str, bad: str
+) -> None:
+    """A NUL in a path id reached PostgreSQL and came back as a 503 database error."""
+    body = {"items": ["i0"]} if method == "POST" else {"hidden": True} if method == "PATCH" else {}
+    response = client.request(method, path.replace("{id}", bad), json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
