@@ -9,6 +9,7 @@ what to recommend; this module only names and describes what it returns.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ from recsys.interpret.embeddings import bias_ranking, item_pca
 from recsys.jobs.model_versions import ModelVersion, load_version
 from recsys.models.scorer import NoBiasesError
 
+# How many genre filters a served model keeps (a byte per item each: 100 KiB at 100k items).
+GENRE_MASKS_KEPT = 64
+
 
 @dataclass
 class ServedModel:
@@ -35,7 +39,7 @@ class ServedModel:
     fragments: ItemFragments  # by model item index: the JSON of its recommendation entry
     explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
     explained_variance: list[float]
-    _genre_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    _genre_masks: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
 
     @classmethod
     def load(
@@ -75,14 +79,21 @@ class ServedModel:
 
     def genre_mask(self, genres: Sequence[str] | None) -> torch.Tensor | None:
         """The model items of any of ``genres`` (None or empty: no filter);
-        UnknownGenreError for a genre no item has. Built on first use, then kept."""
+        UnknownGenreError for a genre no item has. Built on first use, then kept: the
+        ``GENRE_MASKS_KEPT`` most recently used sets, since every distinct set a client
+        sends costs a byte per item."""
         if not genres:
             return None
         key = ",".join(sorted({self.catalog.genre(genre).lower() for genre in genres}))
-        if key not in self._genre_masks:
-            mask = self.catalog.genre_mask(genres, self.recommender.item_map.ids)
-            self._genre_masks[key] = torch.from_numpy(mask)
-        return self._genre_masks[key]
+        mask = self._genre_masks.get(key)
+        if mask is None:
+            mask = torch.from_numpy(self.catalog.genre_mask(genres, self.recommender.item_map.ids))
+            self._genre_masks[key] = mask
+            while len(self._genre_masks) > GENRE_MASKS_KEPT:
+                self._genre_masks.popitem(last=False)
+        else:
+            self._genre_masks.move_to_end(key)
+        return mask
 
     def hide(self, item_ids: frozenset[str]) -> None:
         """Hidden items leave every answer: recommendations, similar items, popular."""

@@ -3,7 +3,10 @@ items out, hiding items from every list, creating items, and user-to-user neighb
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+
+from api import served_model
 
 ALL = {"exclude_seen": "false", "n": 20}
 
@@ -45,6 +48,23 @@ def test_genres_are_any_of_and_excluded_items_never_come_back(client: TestClient
     unknown = client.get(url, params=[("genre", "Comedy"), ("genre", "Opera")])
     assert unknown.status_code == 422
     assert unknown.json()["error"]["code"] == "unknown_genre"
+
+
+def test_genre_filters_kept_per_model_are_bounded(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each distinct set of genres a client sends costs a byte per item: the served model
+    keeps only the most recent few, and the answers stay right after one is dropped."""
+    monkeypatch.setattr(served_model, "GENRE_MASKS_KEPT", 2)
+    url = "/users/u0/recommendations"
+    sets = [["Comedy"], ["Horror"], ["Drama"], ["Comedy", "Horror"], ["Comedy"]]
+    answers = [
+        ids(client.get(url, params=[*ALL.items(), *(("genre", g) for g in s)])) for s in sets
+    ]
+    kept = client.app.state.service.recommending._genre_masks  # type: ignore[attr-defined]
+    assert len(kept) == 2
+    assert answers[-1] == answers[0]  # built again, the same
+    assert len(answers[3]) == 20
 
 
 def test_a_hidden_item_leaves_every_list_and_comes_back_when_shown(client: TestClient) -> None:
