@@ -66,7 +66,7 @@ def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model
     assert recsys(env, "train", "--epochs", "1").returncode == 0
     before = active_version(engine)
     versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
-    files_before = sorted(p.name for p in versions_dir.iterdir())
+    files_before = sorted(p.name for p in versions_dir.rglob("*"))
 
     child = subprocess.Popen(
         [sys.executable, "-m", "recsys", "train", "--epochs", "500", "--promote", "always"],
@@ -83,7 +83,7 @@ def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model
 
     killed = list_versions(engine)[0]
     assert killed.status == "training"  # what a SIGKILL leaves; the next run cleans it up
-    assert sorted(p.name for p in versions_dir.iterdir()) == files_before
+    assert sorted(p.name for p in versions_dir.rglob("*")) == files_before
     assert active_version(engine) == before
 
     after = recsys(env, "train", "--epochs", "1", "--promote", "never")

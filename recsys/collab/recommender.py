@@ -33,6 +33,7 @@ from recsys.collab.interactions import Interactions
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
+from recsys.db.identity import check_identity
 from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleError
 
 Allowed = Iterable[object] | torch.Tensor | None
@@ -507,8 +508,13 @@ def recommender_from_state(
     return Recommender(model, user_map, item_map, seen, encoder, baseline)
 
 
-def load_recommender(path: Path | str, device: str | torch.device = "cpu") -> Recommender:
+def load_recommender(
+    path: Path | str, device: str | torch.device = "cpu", database: str | None = None
+) -> Recommender:
     """A :class:`Recommender` from a file written by a collaborative learner's ``save``;
-    its seen items are the training ratings."""
+    its seen items are the training ratings. With ``database`` (an identity, see
+    recsys.db.identity), a file trained on another database is refused."""
     artifact = load_artifact(path)
+    if database is not None:
+        check_identity(database, artifact.metadata.get("database"), path)
     return recommender_from_state(artifact.model.to(device), artifact.extra)  # type: ignore[arg-type]

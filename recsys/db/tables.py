@@ -117,3 +117,12 @@ model_versions = Table(
         postgresql_where=text("is_active"),
     ),
 )
+
+# One row, written when the schema is made: the identity recorded in every model file
+# trained on this database, so that databases sharing an artifact folder never overwrite
+# or serve each other's files.
+database_identity = Table(
+    "database_identity",
+    metadata,
+    Column("identity", String(36), primary_key=True),
+)

@@ -28,6 +28,7 @@ from recsys.collab.ann_index import ItemIndex, index_path
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.db.engine import write_transaction
+from recsys.db.identity import read_identity
 from recsys.db.item_visibility import read_hidden
 from recsys.db.tables import model_versions
 
@@ -226,12 +227,15 @@ class ActivationError(ValueError):
     """A version that cannot be served: unknown, not ready, or its weights do not load."""
 
 
-def check_artifact(version: ModelVersion) -> None:
-    """Refuse a version whose weights file is missing or does not load."""
+def check_artifact(engine: Engine, version: ModelVersion) -> None:
+    """Refuse a version whose weights file is missing, does not load, or was trained on
+    another database."""
     if version.status != "ready" or version.artifact_path is None:
         raise ActivationError(f"model version {version.id} is {version.status}, not ready")
     try:
-        load_recommender(version.artifact_path)
+        load_recommender(version.artifact_path, database=read_identity(engine))
+    except SQLAlchemyError:
+        raise
     except Exception as error:  # torch raises many types for a damaged file
         raise ActivationError(
             f"model version {version.id}: its weights at {version.artifact_path} do not load "
@@ -245,7 +249,7 @@ def activate(engine: Engine, version_id: int) -> ModelVersion:
     version = get_version(engine, version_id)
     if version is None:
         raise ActivationError(f"there is no model version {version_id}")
-    check_artifact(version)
+    check_artifact(engine, version)
     with write_transaction(engine) as connection:
         _deactivate(connection, version_id)
         connection.execute(
@@ -331,7 +335,7 @@ def load_version(
     never answered."""
     if version.artifact_path is None:
         raise ActivationError(f"model version {version.id} is {version.status}, not ready")
-    recommender = load_recommender(version.artifact_path, device)
+    recommender = load_recommender(version.artifact_path, device, read_identity(engine))
     snapshot = ratings if ratings is not None else RatingsSnapshot.read(engine)
     served = recommender.with_seen(
         Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)

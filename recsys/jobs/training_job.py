@@ -20,6 +20,7 @@ from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.ranking import EASE_L2, ranking_learner
 from recsys.data.ratings import RatingsTable, read_ratings
 from recsys.data.splits import temporal_split
+from recsys.db.identity import read_identity
 from recsys.jobs.model_versions import (
     OBJECTIVES,
     fail_stale,
@@ -276,7 +277,9 @@ def train_and_register(
             table = read_training_table(engine, config)
             snapshot = data_snapshot(table)
             fitted = fit_select_refit(table, config, progress)
+        database = read_identity(engine)
         metadata = {
+            "database": database,  # checked when the file is loaded
             "version_id": version_id,
             "config": asdict(config),
             "data": snapshot,
@@ -284,7 +287,7 @@ def train_and_register(
             "libraries": library_versions(),
         }
         name = f"{version_id}-{config.objective}-{fitted.config.model}.pt"
-        path = fitted.served.save(artifact_dir / "versions" / name, metadata)
+        path = fitted.served.save(artifact_dir / "versions" / database / name, metadata)
         build_beside(fitted.served.scoring_model, path, config.ann_min_items)
         selected = fitted.selected
         metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
