@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from recsys.db.engine import SQLITE_BUSY_SECONDS, DatabaseFileChanged, is_busy
+from recsys.db.engine import WRITER_WAIT_SECONDS, DatabaseFileChanged, is_busy
 
 logger = logging.getLogger("recsys.api")
 
@@ -68,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(
                 503,
                 "database_busy",
-                f"another write held the database for over {SQLITE_BUSY_SECONDS:.0f} s; "
+                f"another write held the database for over {WRITER_WAIT_SECONDS:.0f} s; "
                 "nothing was stored: try again",
                 headers={"Retry-After": "1"},
             )

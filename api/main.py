@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from api.routes import (
     users,
     vision,
 )
-from recsys.db.engine import make_engine
+from recsys.db.engine import make_engine, make_probe_engine
 from recsys.settings import Settings, get_settings
 from recsys.tabular.tabular_learner import load_tabular
 from recsys.thread_limits import limit_threads
@@ -81,6 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             WORKER_THREADS.labels(pool).set(n_threads)
         app.state.settings = settings
         app.state.engine = make_engine(settings.database_url)
+        # /ready's own connection and thread: requests waiting on a long write must not
+        # make a replica look dead.
+        app.state.probe_engine = make_probe_engine(settings.database_url)
+        app.state.probe_thread = ThreadPoolExecutor(1, thread_name_prefix="ready")
         app.state.service = ServiceState(settings.recommend_with)
         app.state.tabular = ModelFile(
             settings.tabular_model_path, load_tabular, "tabular model", "recsys tabular train"
@@ -105,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for watcher in watchers:
                 watcher.cancel()
             app.state.engine.dispose()
+            app.state.probe_engine.dispose()
+            app.state.probe_thread.shutdown(wait=False)
             worker_stopped()
 
     app = FastAPI(

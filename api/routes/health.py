@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from sqlalchemy import text
+import asyncio
+import logging
+from functools import partial
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
@@ -13,6 +17,7 @@ from recsys.db.engine import DatabaseFileChanged, check_database_file, refuses_w
 from recsys.db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger("recsys.api")
 
 
 @router.get("/health")
@@ -35,20 +40,33 @@ def metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
+def _ask_database(engine: Engine, probe: Engine) -> tuple[str | None, str | None]:
+    """The schema revision, and why writes would be refused (None: they would not)."""
+    check_database_file(engine)
+    with probe.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return current_revision(probe), refuses_writes(probe)
+
+
 @router.get("/ready")
-def ready(engine: EngineDep, settings: SettingsDep, state: StateDep) -> dict[str, object]:
-    """The database answers, its schema is current, and a model is loaded."""
+async def ready(
+    request: Request, engine: EngineDep, settings: SettingsDep, state: StateDep
+) -> dict[str, object]:
+    """The database answers, its schema is current, and a model is loaded.
+
+    The database is asked on a connection and a thread of the probe's own, within a few
+    seconds: never from the pools that writers waiting on a long ingest may hold. The
+    answer names no host or port (the log has the details)."""
+    loop = asyncio.get_running_loop()
+    ask = partial(_ask_database, engine, request.app.state.probe_engine)
     try:
-        check_database_file(engine)
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        revision = current_revision(engine)
+        revision, read_only = await loop.run_in_executor(request.app.state.probe_thread, ask)
     except DatabaseFileChanged as error:
         raise ServiceError(503, "database_file_changed", str(error)) from None
     except SQLAlchemyError as error:
-        message = f"database does not answer: {error}"
+        logger.warning("readiness probe: the database does not answer: %s", error)
+        message = f"database does not answer ({type(error).__name__}); the log has details"
         raise ServiceError(503, "database_unavailable", message) from None
-    read_only = refuses_writes(engine)
     if read_only is not None:
         message = f"{read_only}: feedback and profiles cannot be stored"
         raise ServiceError(503, "database_read_only", message)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.recommender import Recommender
 from recsys.data.ratings import UnknownIdError
-from recsys.db.engine import SQLITE_BUSY_SECONDS, is_busy, make_engine
+from recsys.db.engine import WRITER_WAIT_SECONDS, is_busy, make_engine
 from recsys.db.migrate import current_revision, head_revision
 from recsys.interpret.embeddings import AmbiguousItemError, resolve_item
 from recsys.jobs.model_versions import (
@@ -49,7 +49,7 @@ def database() -> Iterator[Engine]:
         if is_busy(error):
             raise fail(
                 f"database {url} is busy: another process (an ingest, a training run or the "
-                f"API) held its write lock for over {SQLITE_BUSY_SECONDS:.0f} s; nothing was "
+                f"API) held its write lock for over {WRITER_WAIT_SECONDS:.0f} s; nothing was "
                 "written: run this again when it has finished"
             ) from None
         raise fail(f"database {url}: {error.__class__.__name__}: {error.orig or error}") from None

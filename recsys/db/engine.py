@@ -2,11 +2,14 @@
 
 SQLite takes one writer at a time. Every transaction that writes goes through
 :func:`write_transaction`, which on SQLite takes the write lock when it begins
-(``BEGIN IMMEDIATE``) and waits up to ``SQLITE_BUSY_SECONDS`` for another writer
+(``BEGIN IMMEDIATE``) and waits up to ``WRITER_WAIT_SECONDS`` for another writer
 to finish: concurrent writers queue instead of one failing half-way (a deferred
 transaction that reads first cannot wait for the lock it later needs). Readers
-never wait (WAL). Past the bound, :func:`is_busy` recognises the error, and the
-transaction has written nothing.
+never wait (WAL). On PostgreSQL rating writers take turns through an advisory lock
+(see recsys.db.ingest), and a writer waits for a lock as long as on SQLite
+(``lock_timeout``), not for as long as a big ingest holds it: waiting writers would
+otherwise hold every pooled connection. Past the bound, :func:`is_busy` recognises
+the error on either database, and the transaction has written nothing.
 
 A SQLite file deleted or replaced under a running service would swallow writes: the
 pooled connections keep writing to the unlinked file (or the old one), and every
@@ -20,6 +23,8 @@ committed until the service is restarted on the file that is there now.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,9 +35,12 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-# How long a SQLite writer waits for another writer before giving up.
-SQLITE_BUSY_SECONDS = 10.0
+# How long a writer waits for another writer before giving up (both databases).
+WRITER_WAIT_SECONDS = 10.0
+PROBE_SECONDS = 3  # how long /ready waits for the database
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
 
 
 class DatabaseFileChanged(SQLAlchemyError):
@@ -68,6 +76,12 @@ class _OpenedFile:
 
 
 _OPENED: WeakKeyDictionary[Engine, _OpenedFile] = WeakKeyDictionary()
+_WRITER_TURNS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_TURNS_LOCK = threading.Lock()
+
+
+class WriterWaitExceeded(SQLAlchemyError):
+    """The other writers of this process held their turn past the bound."""
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
@@ -75,17 +89,25 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     a busy timeout."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        connect_args = {"timeout": SQLITE_BUSY_SECONDS, **kwargs.pop("connect_args", {})}
+        connect_args = {"timeout": WRITER_WAIT_SECONDS, **kwargs.pop("connect_args", {})}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         opened = _sqlite_file(url.database)
         if opened is not None:
             _OPENED[engine] = opened
 
+            @event.listens_for(engine, "do_connect")
+            def _same_file(*_: Any) -> None:
+                # Before SQLite opens the path: it would create an empty file where the
+                # database was deleted.
+                opened.check()
+
+            @event.listens_for(engine, "connect")
+            def _note_file(*_: Any) -> None:
+                opened.check()  # the first connection: which file it opened
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            if opened is not None:
-                opened.check()  # a new connection to a replaced file: refused
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             # WAL lets the API read while the training job or ingestion writes.
@@ -99,8 +121,13 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Connection) -> None:
-            writes = connection.get_execution_options().get("recsys_writes", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+            options = connection.get_execution_options()
+            if not options.get("recsys_writes", False):
+                connection.exec_driver_sql("BEGIN")
+                return
+            # Wait for the write lock only for what is left of the writer's bound.
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {options['recsys_wait_ms']}")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -110,14 +137,37 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes: committed when the block ends, rolled back on an error.
 
-    On SQLite it holds the write lock from its first statement (see the module
-    docstring); elsewhere it is an ordinary transaction.
+    Writers take turns within the process before they take a pooled connection, then
+    wait for the database's write lock for what is left of ``WRITER_WAIT_SECONDS``:
+    a writer waits that long at most, in all, and a crowd of writers held up by a long
+    ingest holds one pooled connection, not all of them. On SQLite it holds the write
+    lock from its first statement (see the module docstring).
     """
-    with engine.connect() as connection:
-        connection.execution_options(recsys_writes=True)
-        with connection.begin():
-            yield connection
-            check_database_file(engine)  # before the commit: never acknowledge a lost write
+    deadline = time.monotonic() + WRITER_WAIT_SECONDS
+    turn = _writer_turn(engine)
+    if not turn.acquire(timeout=WRITER_WAIT_SECONDS):
+        raise WriterWaitExceeded(
+            f"the other writers of this process held the database for over "
+            f"{WRITER_WAIT_SECONDS:.0f} s"
+        )
+    try:
+        with engine.connect() as connection:
+            wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            connection.execution_options(recsys_writes=True, recsys_wait_ms=wait_ms)
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+                yield connection
+                check_database_file(engine)  # before the commit: never acknowledge a lost write
+    finally:
+        turn.release()
+
+
+def _writer_turn(engine: Engine) -> threading.RLock:
+    """The lock this process's writers to ``engine`` take turns with (re-entrant: a write
+    may call another inside it)."""
+    with _TURNS_LOCK:
+        return _WRITER_TURNS.setdefault(engine, threading.RLock())
 
 
 def check_database_file(engine: Engine) -> None:
@@ -158,5 +208,24 @@ def refuses_writes(engine: Engine) -> str | None:
 
 
 def is_busy(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite's "another writer holds the database" after the wait."""
-    return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
+    """Whether ``error`` is "another writer holds the lock" after the wait, on SQLite or
+    PostgreSQL."""
+    if isinstance(error, WriterWaitExceeded):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    return "database is locked" in str(error.orig) or (
+        getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+    )
+
+
+def make_probe_engine(database_url: str) -> Engine:
+    """An engine for health probes: a connection of its own each time (never one from
+    the pool that requests may have exhausted), and a few seconds at most to answer."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return make_engine(database_url, poolclass=NullPool, connect_args={"timeout": 2.0})
+    return make_engine(
+        database_url,
+        poolclass=NullPool,
+        connect_args={"connect_timeout": PROBE_SECONDS, "options": "-c statement_timeout=3000"},
+    )

@@ -109,66 +109,67 @@ def ingest(
     ingested_at = int(time.time())
     with write_transaction(engine) as connection:
         staging.create_all(connection)
-        try:
-            # New users and items, counted where they are made: counting whole tables
-            # would cost every one-rating API write a scan of users and items.
-            created = {"users": 0, "items": 0}
-            if users_source is not None:
-                _stage(
-                    connection,
-                    staging.tables["staging_users"],
-                    users_source,
-                    progress,
-                    lambda chunk: _user_rows(chunk, users_source, columns),
-                )
-            if items_source is not None:
-                _stage(
-                    connection,
-                    staging.tables["staging_items"],
-                    items_source,
-                    progress,
-                    lambda chunk: _item_rows(chunk, items_source, columns),
-                )
-            _reject_duplicate_ids(connection, staging, users_source, items_source)
-            updated = _merge_metadata(
+        # New users and items, counted where they are made: counting whole tables
+        # would cost every one-rating API write a scan of users and items.
+        created = {"users": 0, "items": 0}
+        if users_source is not None:
+            _stage(
                 connection,
-                staging,
-                {"users": users_source is not None, "items": items_source is not None},
-                created,
+                staging.tables["staging_users"],
+                users_source,
+                progress,
+                lambda chunk: _user_rows(chunk, users_source, columns),
             )
-            ratings_read = inserted = changed = 0
-            if ratings_source is not None:
-                # The write number first: on PostgreSQL it takes the lock that makes
-                # rating writers (and the ids they create) take turns until commit.
-                seq = _next_write_number(connection)
-                keys = staging.tables["staging_keys"]
-                ratings_read = _stage(
+        if items_source is not None:
+            _stage(
+                connection,
+                staging.tables["staging_items"],
+                items_source,
+                progress,
+                lambda chunk: _item_rows(chunk, items_source, columns),
+            )
+        _reject_duplicate_ids(connection, staging, users_source, items_source)
+        updated = _merge_metadata(
+            connection,
+            staging,
+            {"users": users_source is not None, "items": items_source is not None},
+            created,
+        )
+        ratings_read = inserted = changed = 0
+        if ratings_source is not None:
+            # The write number first: on PostgreSQL it takes the lock that makes
+            # rating writers (and the ids they create) take turns until commit.
+            seq = _next_write_number(connection)
+            keys = staging.tables["staging_keys"]
+            ratings_read = _stage(
+                connection,
+                staging.tables["staging_ratings"],
+                ratings_source,
+                progress,
+                lambda chunk: _with_internal_ids(
                     connection,
-                    staging.tables["staging_ratings"],
-                    ratings_source,
-                    progress,
-                    lambda chunk: _with_internal_ids(
-                        connection,
-                        keys,
-                        _rating_rows(chunk, ratings_source, columns, rating_range),
-                        created,
-                    ),
-                )
-                staged = staging.tables["staging_ratings"]
-                _reject_duplicate_ratings(connection, staged, ratings_source)
-                _keep_unchanged_times(connection, staged, ingested_at)
-                inserted, changed = _merge_ratings(connection, staged, seq)
-            report = IngestReport(
-                ratings_read=ratings_read,
-                ratings_inserted=inserted,
-                ratings_updated=changed,
-                users_created=created["users"],
-                items_created=created["items"],
-                users_updated=updated["users"],
-                items_updated=updated["items"],
+                    keys,
+                    _rating_rows(chunk, ratings_source, columns, rating_range),
+                    created,
+                ),
             )
-        finally:
-            staging.drop_all(connection, checkfirst=True)
+            staged = staging.tables["staging_ratings"]
+            _reject_duplicate_ratings(connection, staged, ratings_source)
+            _keep_unchanged_times(connection, staged, ingested_at)
+            inserted, changed = _merge_ratings(connection, staged, seq)
+        report = IngestReport(
+            ratings_read=ratings_read,
+            ratings_inserted=inserted,
+            ratings_updated=changed,
+            users_created=created["users"],
+            items_created=created["items"],
+            users_updated=updated["users"],
+            items_updated=updated["items"],
+        )
+        # Only after success: a failed transaction is rolled back, the staging tables
+        # with it (DDL is transactional on both databases), and any statement in an
+        # aborted PostgreSQL transaction would hide the first error behind its own.
+        staging.drop_all(connection, checkfirst=True)
     return report
 
 

@@ -49,6 +49,7 @@ def test_no_write_is_acknowledged_into_a_file_that_is_gone(tmp_path: Path, chang
         statuses = post_ratings(base, 10)
         ready = httpx.get(f"{base}/ready", timeout=30)
     assert statuses == [503] * 10
+    assert path.exists() == (change == "replaced")  # no empty database made in its place
     assert ready.status_code == 503
     assert ready.json()["error"]["code"] == "database_file_changed"
     assert change in ready.json()["error"]["message"]
