@@ -41,6 +41,16 @@ class Settings(BaseSettings):
         description="Largest request body any endpoint reads (413 above it; images have "
         "their own limit).",
     )
+    max_head_bytes: int = Field(
+        default=64 * 1024,
+        gt=0,
+        description="Largest request line and headers, together, `recsys serve` reads (431).",
+    )
+    request_head_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long `recsys serve` waits for a request's line and headers (408).",
+    )
     api_key: str | None = Field(
         default=None,
         description="Required on write endpoints when set; empty or blank means not set.",

@@ -90,6 +90,8 @@ def serve(
             # which holds the GIL for seconds on a busy machine: it was killed and
             # restarted over and over, leaving one worker of two serving.
             timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+            # httptools with bounds on a request's head: its size and its time.
+            http="api.http_protocol:BoundedHttpToolsProtocol",
         )
     finally:
         if created:
