@@ -45,9 +45,27 @@ def save_artifact(
         "metadata": metadata or {},
     }
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    try:
+        # Through a Python file, so that a failed write is an OSError somewhere in what
+        # torch raises (ENOSPC: "No space left on device"); with a path name it is only
+        # an opaque RuntimeError of its zip writer.
+        with temporary.open("wb") as file:
+            torch.save(payload, file)
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)  # never a half-written file left behind
+        cause = _os_error_in(error)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from error
     return path
+
+
+def _os_error_in(error: BaseException | None) -> OSError | None:
+    """The OSError that ``error`` is, or that it was raised while handling."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def read_payload(path: Path | str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -175,3 +176,58 @@ def test_two_training_jobs_at_once_leave_each_other_alone(
     assert versions["ranking"].error is None
     assert versions["ranking"].is_active
     assert versions["rating"].status == "ready"
+
+
+def test_a_training_run_terminated_cleans_up_and_says_it_failed(
+    env: dict[str, str], engine: Engine
+) -> None:
+    """SIGTERM (a container stopped, a job cancelled) ends a run through its clean-up,
+    as Ctrl-C does: marked failed at once, no weights or temporary file left."""
+    assert recsys(env, "train", "--epochs", "1").returncode == 0
+    before = active_version(engine)
+    versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
+    files_before = sorted(p.name for p in versions_dir.rglob("*"))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "train", "--epochs", "500", "--promote", "always"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("event=epoch_end epoch=0"):
+            break
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    terminated = list_versions(engine)[0]
+    assert terminated.status == "failed"
+    assert "SystemExit" in (terminated.error or "")
+    assert sorted(p.name for p in versions_dir.rglob("*")) == files_before
+    assert active_version(engine) == before
+
+
+def test_the_weights_of_a_run_killed_before_registering_are_removed_by_the_next(
+    env: dict[str, str], engine: Engine
+) -> None:
+    from sqlalchemy import update
+
+    from recsys.db.engine import write_transaction
+    from recsys.db.identity import read_identity
+    from recsys.db.tables import model_versions
+    from recsys.jobs.model_versions import start_version
+
+    killed = start_version(engine, "dot", {})
+    with write_transaction(engine) as connection:  # its process is gone
+        connection.execute(
+            update(model_versions)
+            .where(model_versions.c.id == killed)
+            .values(owner=f"{socket.gethostname()}:{2**22 + 1}")
+        )
+    folder = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions" / read_identity(engine)
+    folder.mkdir(parents=True)
+    left = [folder / f"{killed}-rating-dot.pt", folder / f"{killed}-rating-dot.faiss"]
+    for path in left:
+        path.write_bytes(b"weights written, never registered")
+    assert recsys(env, "train", "--epochs", "1").returncode == 0
+    assert get_version(engine, killed).status == "failed"  # type: ignore[union-attr]
+    assert not any(path.exists() for path in left)

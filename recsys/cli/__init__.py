@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import typer
 
 from recsys.cli.data_commands import dataset_app, db_app, ingest_app, load_app, quickstart
@@ -18,6 +21,21 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _exit_on(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def _cleanup_on_termination() -> None:
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does, through its ``finally``
+    blocks: the default handlers stop the process where it stands, and a half-written
+    export or model file was left behind (`recsys serve` sets its own)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on)
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 app.add_typer(ingest_app, name="ingest")

@@ -53,6 +53,9 @@ def database() -> Iterator[Engine]:
                 "written: run this again when it has finished"
             ) from None
         raise fail(f"database {url}: {error.__class__.__name__}: {error.orig or error}") from None
+    except OSError as error:  # a file: full disk, no permission, gone
+        where = f" ({error.filename})" if error.filename else ""
+        raise fail(f"{error.strerror or error}{where}; nothing half-written was kept") from None
     finally:
         engine.dispose()
 

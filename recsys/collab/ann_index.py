@@ -65,8 +65,11 @@ class ItemIndex:
 
     def save(self, path: Path) -> Path:
         partial = path.with_name(f".{path.name}.partial")
-        faiss.write_index(self.index, str(partial))
-        partial.replace(path)
+        try:  # written by Python, so that a full disk is an OSError that says so
+            partial.write_bytes(faiss.serialize_index(self.index).tobytes())
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
     @classmethod

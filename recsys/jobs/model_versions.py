@@ -275,9 +275,9 @@ def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:
     return activate(engine, candidates[0].id)
 
 
-def fail_stale(engine: Engine) -> int:
+def fail_stale(engine: Engine) -> list[int]:
     """Mark runs left ``training`` by a process that is provably gone as ``failed``; returns
-    how many.
+    their ids.
 
     A run is gone when it ran on this host and its process no longer exists, when its
     last heartbeat is older than ``STALE_AFTER_SECONDS`` (another host, or a hung
@@ -292,14 +292,16 @@ def fail_stale(engine: Engine) -> int:
         ).all()
     stale = [row.id for row in rows if _is_gone(row.owner, row.heartbeat_at)]
     if not stale:
-        return 0
+        return []
     with write_transaction(engine) as connection:
-        return connection.execute(
-            update(model_versions)
-            .where(model_versions.c.id.in_(stale), model_versions.c.status == "training")
-            .values(status="failed", error="the training run stopped before it finished")
-            .execution_options(preserve_rowcount=True)
-        ).rowcount
+        return list(
+            connection.execute(
+                update(model_versions)
+                .where(model_versions.c.id.in_(stale), model_versions.c.status == "training")
+                .values(status="failed", error="the training run stopped before it finished")
+                .returning(model_versions.c.id)
+            ).scalars()
+        )
 
 
 def _is_gone(owner: str | None, heartbeat_at: datetime | None) -> bool:

@@ -232,6 +232,12 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def remove_weights(folder: Path, version_id: int) -> None:
+    """Remove the files of a version that never became ready (weights, search index)."""
+    for path in folder.glob(f"{version_id}-*"):
+        path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """A finished run: its version, whether it is now served, and why."""
@@ -269,7 +275,10 @@ def train_and_register(
             False,
             f"rank {context.rank} trains; rank 0 registers",
         )
-    fail_stale(engine)
+    database = read_identity(engine)
+    folder = artifact_dir / "versions" / database
+    for stale in fail_stale(engine):  # killed after writing its weights, never registered
+        remove_weights(folder, stale)
     started = time.perf_counter()
     version_id = start_version(engine, config.model, asdict(config), config.objective)
     try:
@@ -277,7 +286,6 @@ def train_and_register(
             table = read_training_table(engine, config)
             snapshot = data_snapshot(table)
             fitted = fit_select_refit(table, config, progress)
-        database = read_identity(engine)
         metadata = {
             "database": database,  # checked when the file is loaded
             "version_id": version_id,
@@ -287,7 +295,7 @@ def train_and_register(
             "libraries": library_versions(),
         }
         name = f"{version_id}-{config.objective}-{fitted.config.model}.pt"
-        path = fitted.served.save(artifact_dir / "versions" / database / name, metadata)
+        path = fitted.served.save(folder / name, metadata)
         build_beside(fitted.served.scoring_model, path, config.ann_min_items)
         selected = fitted.selected
         metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
@@ -303,7 +311,8 @@ def train_and_register(
         finish_version(
             engine, version_id, metrics, path, activate=promoted, kind=fitted.config.model
         )
-    except BaseException as error:
+    except BaseException as error:  # Ctrl-C and SIGTERM too (see recsys.cli)
+        remove_weights(folder, version_id)
         fail_version(engine, version_id, f"{type(error).__name__}: {error}")
         raise
     return TrainResult(version_id, fitted, promoted, reason, metrics)
