@@ -273,11 +273,13 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
             )
         if numeric.notna().all():
             return numeric.astype("int64")
+        # Times as text, one by one into seconds: after 2262 pandas gives a Timestamp of
+        # another resolution, which a nanosecond Series cannot hold.
         text = _text(raw.where(numeric.isna()))
-        parsed = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+        seconds = numeric.to_numpy(dtype=np.float64, na_value=np.nan).copy()
         for position in np.flatnonzero(numeric.isna().to_numpy()):
-            parsed.iloc[position] = _iso_time(chunk, source, column, position, text.iloc[position])
-        parsed = parsed.where(numeric.isna(), pd.to_datetime(numeric, unit="s", utc=True))
+            seconds[position] = _iso_seconds(chunk, source, column, position, text.iloc[position])
+        return pd.Series(seconds.astype(np.int64), index=raw.index)
     bad = parsed.isna().to_numpy()
     if bad.any():
         position = _first_bad(bad)
@@ -291,8 +293,8 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("int64")
 
 
-def _iso_time(chunk: Chunk, source: str, column: str, position: int, text: str) -> pd.Timestamp:
-    """One ISO-8601 time, refused outside 1970-3000 (pandas alone reaches only 2262)."""
+def _iso_seconds(chunk: Chunk, source: str, column: str, position: int, text: str) -> int:
+    """One ISO-8601 time as Unix seconds, refused outside 1970-3000."""
     match = re.match(r"^\s*([+-]?\d{4,})-", text)
     if match and not 1970 <= int(match.group(1)) < 3000:
         raise _fail(
@@ -306,11 +308,12 @@ def _iso_time(chunk: Chunk, source: str, column: str, position: int, text: str) 
             position,
             f"{column} {text!r} is neither Unix seconds nor an ISO-8601 time",
         )
-    if parsed < pd.Timestamp(0, tz="UTC"):
+    seconds = math.floor(parsed.timestamp())
+    if not 0 <= seconds <= MAX_TIMESTAMP:
         raise _fail(
             chunk, source, position, f"{column} {text!r} is not a time between 1970 and 3000"
         )
-    return parsed
+    return seconds
 
 
 def optional_integers(

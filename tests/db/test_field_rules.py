@@ -14,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -27,9 +28,9 @@ from api.main import create_app
 from recsys.db.engine import make_engine
 from recsys.db.ingest import ingest
 from recsys.db.migrate import upgrade
-from recsys.db.sources import IngestError, open_table
+from recsys.db.sources import Chunk, IngestError, open_table
 from recsys.db.tables import items, ratings, users
-from recsys.db.validate import AGE_RANGE, MAX_TIMESTAMP, TEXT_LIMITS
+from recsys.db.validate import AGE_RANGE, MAX_TIMESTAMP, TEXT_LIMITS, unix_seconds
 from recsys.settings import Settings
 
 INVALID = object()
@@ -355,3 +356,26 @@ def test_a_hostile_value_in_a_users_file_is_refused_with_its_row_or_stored_exact
 
 
 GOOD_META = {"age": 30, "gender": "F", "occupation": "writer"}
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=5))]),
+    ),
+    spec=st.sampled_from(["seconds", "microseconds", "minutes"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_iso_time_is_stored_exactly_or_refused_in_one_line(moment: datetime, spec: str) -> None:
+    """Times near and past what pandas holds (2262) were a pandas crash inside ingestion."""
+    text = moment.isoformat(timespec=spec)
+    chunk = Chunk(pd.DataFrame({"timestamp": [text]}, dtype=object), first_row=1)
+    written = datetime.fromisoformat(text)
+    seconds = math.floor((written if written.tzinfo else written.replace(tzinfo=UTC)).timestamp())
+    valid = 1970 <= written.year < 3000 and 0 <= seconds <= MAX_TIMESTAMP
+    if valid:
+        assert unix_seconds(chunk, "t.csv", "timestamp").tolist() == [seconds]
+    else:
+        with pytest.raises(IngestError, match=r"^t\.csv: row 1: timestamp"):
+            unix_seconds(chunk, "t.csv", "timestamp")
