@@ -8,7 +8,17 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from recsys.db.validate import AGE_RANGE, MAX_ID_LENGTH, MAX_TIMESTAMP, TEXT_LIMITS, check_id
+from recsys.db.validate import (
+    AGE_RANGE,
+    MAX_GENRE_LENGTH,
+    MAX_GENRES,
+    MAX_ID_LENGTH,
+    MAX_TIMESTAMP,
+    MAX_TITLE_LENGTH,
+    TEXT_LIMITS,
+    check_genre,
+    check_id,
+)
 
 MAX_PAIRS = 1_000
 MAX_FEEDBACK = 10_000
@@ -19,6 +29,9 @@ ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), After
 # refused it as a database error (503) where it is bad input (422).
 PathId = Annotated[str, Path(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
 QueryId = Annotated[str, Query(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+Genre = Annotated[
+    str, Field(min_length=1, max_length=MAX_GENRE_LENGTH), AfterValidator(check_genre)
+]
 
 
 def _not_a_boolean(value: object) -> object:
@@ -204,9 +217,11 @@ class SimilarUsers(BaseModel):
 
 
 class ItemIn(BaseModel):
-    title: str | None = Field(default=None, min_length=1, max_length=1000)
-    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        default=None, max_length=50, description="Replaces the stored genres when given."
+    """Checked by the ingestion's rules (recsys.db.validate) as an items file would be."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_LENGTH)
+    genres: list[Genre] | None = Field(
+        default=None, max_length=MAX_GENRES, description="Replaces the stored genres when given."
     )
     release_date: date | None = None
 

@@ -344,7 +344,9 @@ def _item_rows(chunk: Chunk, source: TableSource, columns: ColumnNames) -> pd.Da
     blank = pd.Series([None] * len(chunk.frame), index=chunk.frame.index, dtype=object)
     fields = {
         "external_id": validate.ids(chunk, source.name, columns.item),
-        "title": validate.optional_text(chunk, source.name, columns.title)
+        "title": validate.optional_text(
+            chunk, source.name, columns.title, validate.MAX_TITLE_LENGTH, title=True
+        )
         if columns.title in present
         else blank,
         "release_date": validate.optional_dates(chunk, source.name, columns.release_date)

@@ -12,7 +12,16 @@ The rules:
 - **Ids** are text or integers, stored as text, trimmed of surrounding whitespace,
   1 to 255 characters, without control characters. A float id is accepted only
   when it is a whole number that a float holds exactly (below 2**53: ``12.0`` is
-  ``"12"``); booleans, lists, bytes, NaN and infinities are refused.
+  ``"12"``); booleans, lists, bytes, NaN and infinities are refused. Ids that look
+  like other ids are refused too: no invisible or formatting characters (zero-width
+  spaces and joiners, bidi controls, byte-order marks: Unicode Cf, Zl, Zp, Co, Cs, Cn)
+  and no digits other than 0-9 (``"١٢"`` would read as 12).
+- **Titles** are at most 1,000 characters (files and API alike), with no control
+  characters and no invisible or formatting characters but the zero-width joiner and
+  non-joiner, which some scripts and emoji need.
+- **Genres** are at most 50 per item, each at most 64 characters, with no ``|`` (the
+  files' separator: such a genre could never be asked for) and no invisible
+  characters.
 - **Ratings** are finite numbers (not booleans) within the configured range.
 - **Timestamps** are whole Unix seconds or ISO-8601 times between 1970 and 3000.
 - **Metadata**: age a whole number from 1 to 129; gender, occupation and zip code
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -35,6 +45,25 @@ AGE_RANGE = (1, 129)
 TEXT_LIMITS = {"gender": 32, "occupation": 64, "zip_code": 32}
 EXACT_FLOAT = 2**53  # every whole number below this is exactly a float
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
+MAX_TITLE_LENGTH = 1_000
+MAX_GENRE_LENGTH = 64
+MAX_GENRES = 50
+GENRE_SEPARATOR = "|"
+INVISIBLE = {"Cf", "Zl", "Zp", "Co", "Cs", "Cn"}  # Unicode categories never shown as such
+JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner: needed in titles
+
+
+def lookalike(text: str, title: bool = False) -> str | None:
+    """What makes ``text`` look like other text, or None: an invisible or formatting
+    character, or (unless a title) a digit other than 0-9."""
+    for character in text:
+        category = unicodedata.category(character)
+        if category in INVISIBLE and not (title and character in JOINERS):
+            return f"an invisible or formatting character (U+{ord(character):04X})"
+        if category == "Nd" and not title and not character.isascii():
+            return f"a digit other than 0-9 ({character!r})"
+    return None
 
 
 def check_id(value: str) -> str:
@@ -46,6 +75,20 @@ def check_id(value: str) -> str:
         raise ValueError(f"an id is at most {MAX_ID_LENGTH} characters")
     if CONTROL.search(text):
         raise ValueError("an id must not contain control characters")
+    if (problem := lookalike(text)) is not None:
+        raise ValueError(f"an id must not contain {problem}")
+    return text
+
+
+def check_genre(value: str) -> str:
+    """One genre from an API body: trimmed; ValueError says what is wrong."""
+    text = value.strip()
+    if not text or len(text) > MAX_GENRE_LENGTH:
+        raise ValueError(f"a genre is 1 to {MAX_GENRE_LENGTH} characters")
+    if GENRE_SEPARATOR in text:
+        raise ValueError(f"a genre must not contain {GENRE_SEPARATOR!r} (the files' separator)")
+    if CONTROL.search(text) or (problem := lookalike(text)) is not None:
+        raise ValueError(f"a genre must not contain {problem or 'a control character'}")
     return text
 
 
@@ -171,6 +214,7 @@ def ids(chunk: Chunk, source: str, column: str) -> pd.Series:
             f"id in column {column!r} is longer than {MAX_ID_LENGTH} characters",
         )
     _refuse_control_characters(chunk, source, column, values)
+    _refuse_lookalikes(chunk, source, column, values)
     return values
 
 
@@ -184,6 +228,17 @@ def _refuse_control_characters(chunk: Chunk, source: str, column: str, text: pd.
             position,
             f"{column} {text.iloc[position]!r} contains a control character",
         )
+
+
+def _refuse_lookalikes(
+    chunk: Chunk, source: str, column: str, text: pd.Series, title: bool = False
+) -> None:
+    """See :func:`lookalike`; only the rows with non-ASCII text are looked at one by one."""
+    wide = text.astype("str").str.contains(NON_ASCII.pattern).fillna(False).to_numpy(dtype=bool)
+    for position in np.flatnonzero(wide):
+        value = text.iloc[position]
+        if isinstance(value, str) and (problem := lookalike(value, title)) is not None:
+            raise _fail(chunk, source, position, f"{column} {value!r} contains {problem}")
 
 
 def _refuse_booleans(chunk: Chunk, source: str, column: str) -> None:
@@ -349,10 +404,10 @@ def optional_integers(
 
 
 def optional_text(
-    chunk: Chunk, source: str, column: str, max_length: int | None = None
+    chunk: Chunk, source: str, column: str, max_length: int | None = None, title: bool = False
 ) -> pd.Series:
-    """Text where given (at most ``max_length`` characters, no control characters), None
-    where blank."""
+    """Text where given (at most ``max_length`` characters, no control characters; for a
+    ``title``, no invisible ones either: see :func:`lookalike`), None where blank."""
     raw = chunk.frame[column]
     if raw.dtype == object:
         odd = [not isinstance(v, str | int | float | type(None)) for v in raw.tolist()]
@@ -367,6 +422,8 @@ def optional_text(
             position = _first_bad(too_long)
             raise _fail(chunk, source, position, f"{column} is longer than {max_length} characters")
     _refuse_control_characters(chunk, source, column, text)
+    if title:
+        _refuse_lookalikes(chunk, source, column, text, title=True)
     return text.where(text != "", None)
 
 
@@ -389,17 +446,23 @@ def optional_dates(chunk: Chunk, source: str, column: str) -> pd.Series:
 
 
 def genre_lists(chunk: Chunk, source: str, column: str) -> pd.Series:
-    """Genres as lists of text: a list already, or text separated by '|'."""
+    """Genres as lists of text: a list already, or text separated by '|' (see the module
+    docstring for what a genre may hold)."""
     raw = chunk.frame[column]
     lists = []
     for position, value in enumerate(raw.tolist()):
         if isinstance(value, list | tuple | np.ndarray):
             genres = [str(g).strip() for g in value if str(g).strip()]
         elif isinstance(value, str):
-            genres = [g.strip() for g in value.split("|") if g.strip()]
+            genres = [g.strip() for g in value.split(GENRE_SEPARATOR) if g.strip()]
         else:
             genres = None
-        if genres and any(CONTROL.search(g) for g in genres):
-            raise _fail(chunk, source, position, f"{column} {value!r} contains a control character")
+        if genres and len(genres) > MAX_GENRES:
+            raise _fail(chunk, source, position, f"{column} has over {MAX_GENRES} genres")
+        for genre in genres or ():
+            try:
+                check_genre(genre)
+            except ValueError as error:
+                raise _fail(chunk, source, position, f"{column} {value!r}: {error}") from None
         lists.append(genres)
     return pd.Series(lists, index=raw.index, dtype=object)

@@ -79,3 +79,21 @@ def test_models_list_the_versions_and_the_active_one(client: TestClient) -> None
     assert active["id"] == versions[0]["id"]
     assert set(active["metrics"]) >= {"rmse", "mae"}
     assert client.get("/ready").json()["model_version"] == active["id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/items/film\u200bx", {"title": "A Film"}),
+        ("/items/\u0661\u0662", {"title": "A Film"}),
+        ("/items/new", {"title": "A Film\u202e"}),
+        ("/items/new", {"title": "x" * 1_001}),
+        ("/items/new", {"genres": ["Drama|Comedy"]}),
+        ("/items/new", {"genres": ["\ufeffDrama"]}),
+    ],
+)
+def test_lookalike_or_oversize_item_fields_are_refused_by_the_api(
+    keyed_client: TestClient, path: str, body: dict
+) -> None:
+    response = keyed_client.put(path, json=body, headers={"X-API-Key": "s3cret"})
+    assert response.status_code == 422, response.text

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -44,6 +45,9 @@ id_values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.sampled_from([" 12 ", "12.0", "\x00a", "a\x1b[31m", "", "   ", "x" * 256, "é"]),
+    st.sampled_from(
+        ["a\u200bb", "\u202eab", "\ufeff12", "\u0661\u0662", "\uff11\uff12", "a\u2028b", "ß"]
+    ),
 )
 rating_values = st.one_of(
     st.floats(min_value=-10, max_value=10),
@@ -86,6 +90,12 @@ def ref_id(value: object) -> object:
     text = text.strip()
     if not 1 <= len(text) <= 255 or CONTROL.search(text):
         return INVALID
+    for character in text:  # nothing invisible, no digit but 0-9: no lookalike ids
+        category = unicodedata.category(character)
+        if category in ("Cf", "Zl", "Zp", "Co", "Cs", "Cn"):
+            return INVALID
+        if category == "Nd" and character not in "0123456789":
+            return INVALID
     return text
 
 

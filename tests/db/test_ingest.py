@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -372,3 +373,37 @@ def test_reingesting_a_file_without_timestamps_changes_nothing(
     ingest(engine, open_table(path, 10))
     again = ingest(engine, open_table(path, 10))
     assert (again.ratings_inserted, again.ratings_updated) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("item_id", "film\u200b1", "invisible or formatting character (U+200B)"),
+        ("item_id", "\u202efilm", "invisible or formatting character (U+202E)"),
+        ("item_id", "\ufeff12", "invisible or formatting character (U+FEFF)"),
+        ("item_id", "\u0661\u0662", "a digit other than 0-9"),
+        ("item_id", "\uff11\uff12", "a digit other than 0-9"),
+        ("title", "Alien\u202e", "invisible or formatting character (U+202E)"),
+        ("title", "x" * 1_001, "longer than 1000 characters"),
+        ("genres", "Drama|" + "x" * 65, "a genre is 1 to 64 characters"),
+        ("genres", "|".join(f"g{k}" for k in range(51)), "over 50 genres"),
+    ],
+)
+def test_lookalike_or_oversize_item_fields_are_refused_in_files(
+    engine: Engine, tmp_path: Path, column: str, value: str, problem: str
+) -> None:
+    row = {"item_id": "film1", "title": "Alien", "genres": "Drama", column: value}
+    path = tmp_path / "items.parquet"
+    pd.DataFrame([row]).to_parquet(path)
+    with pytest.raises(IngestError, match=re.escape(problem)):
+        ingest(engine, items_source=open_table(path, 10))
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(items)).scalar_one() == 0
+
+
+def test_titles_keep_the_joiners_scripts_need(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    path.write_text(
+        "item_id,title\nfilm1,\u0645\u06cc\u200c\u0631\u0648\u0645 \U0001f469\u200d\U0001f52c\n"
+    )
+    assert ingest(engine, items_source=open_table(path, 10)).items_created == 1
