@@ -82,7 +82,8 @@ async def require_api_key(
         return
     if not key:  # absent, or present and empty: never a key
         raise ServiceError(401, "missing_api_key", "this endpoint needs the X-API-Key header")
-    if not secrets.compare_digest(key, settings.api_key):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a 500 from anyone).
+    if not secrets.compare_digest(key.encode(), settings.api_key.encode()):
         raise ServiceError(403, "wrong_api_key", "the X-API-Key header is not the right key")
 
 

@@ -7,6 +7,7 @@ the ratings table as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import Engine, func, select
 
@@ -27,6 +29,25 @@ from tests.api.test_vision_endpoint import train_vision
 @pytest.fixture
 def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'recsys.db'}"
+
+
+@pytest.fixture(scope="module")
+def keyed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app with a key, on a database holding a small model (one per module: the
+    header property runs many examples against it)."""
+    from recsys.db.engine import make_engine
+    from recsys.db.migrate import upgrade
+    from tests.servers import ranking_version
+
+    folder = tmp_path_factory.mktemp("headers")
+    url = f"sqlite:///{folder / 'recsys.db'}"
+    upgrade(url)
+    ranking_version(make_engine(url), folder / "artifacts")
+    settings = Settings(
+        database_url=url, artifact_dir=folder / "artifacts", api_key="s3cret", model_poll_seconds=0
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 def count_ratings(engine: Engine) -> int:
@@ -65,3 +86,40 @@ def test_no_request_breaks_the_service(
                     assert count_ratings(trained_engine) == before  # refused writes write nothing
 
             check()
+
+
+header_values = st.binary(max_size=300).map(
+    lambda raw: bytes(b for b in raw if b not in b"\r\n\x00").strip()
+)
+
+
+@hyp_settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    name=st.sampled_from(
+        ["X-API-Key", "Content-Type", "Accept", "Authorization", "Cookie", "Host", "Origin"]
+    ),
+    value=header_values,
+    request=st.sampled_from(
+        [
+            ("GET", "/users/u0/recommendations"),
+            ("POST", "/ratings"),
+            ("PUT", "/users/u9"),
+            ("GET", "/metrics"),
+            ("GET", "/ready"),
+            ("POST", "/models/1/activate"),
+        ]
+    ),
+)
+def test_no_header_value_breaks_the_service(
+    keyed_app: TestClient, name: str, value: bytes, request: tuple[str, str]
+) -> None:
+    """Header values from an anonymous client, any bytes a header line can carry: an
+    answer below 500, in the one error shape."""
+    method, path = request
+    body = {"ratings": [{"user_id": "u0", "item_id": "i0", "rating": 4}]}
+    response = keyed_app.request(
+        method, path, json=body if method != "GET" else None, headers={name: value}
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert set(response.json()) == {"error"}
