@@ -34,14 +34,17 @@ Genre = Annotated[
 ]
 
 
-def _not_a_boolean(value: object) -> object:
+def _json_number(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
+    if isinstance(value, str):
+        raise ValueError("a number is written without quotes")
     return value
 
 
-# Whole numbers, also written as 3.0 (as in files), never true/false.
-WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+# Whole JSON numbers, also written as 3.0 (as in files); never true/false or "3", which
+# pydantic's lax mode would take while the schema says number.
+WholeNumber = Annotated[int, BeforeValidator(_json_number)]
 
 
 class ScoredItem(BaseModel):
@@ -72,7 +75,7 @@ class SessionRequest(BaseModel):
     items: list[ExternalId] = Field(
         min_length=1, max_length=500, description="Items the session looked at or chose."
     )
-    n: int = Field(default=10, ge=1, le=500)
+    n: WholeNumber = Field(default=10, ge=1, le=500)
     genre: str | None = Field(default=None, max_length=64)
 
 
@@ -237,6 +240,7 @@ class ItemOut(BaseModel):
 
 class ItemVisibility(BaseModel):
     hidden: bool = Field(
+        strict=True,  # true or false, not "yes", 1 or "on"
         description="True: never recommended, offered as similar, listed as popular or "
         "drawn on the explorer, by every worker within a second; the item and its ratings "
         "stay."

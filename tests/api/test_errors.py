@@ -125,3 +125,32 @@ def test_an_id_in_a_path_or_query_follows_the_id_rule_on_every_database(
     response = client.request(method, path.replace("{id}", bad), json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/ratings", {"ratings": [{"user_id": "u0", "item_id": "i0", "rating": "4"}]}),
+        ("POST", "/ratings", {"ratings": [{"user_id": "u0", "item_id": "i0", "rating": True}]}),
+        (
+            "POST",
+            "/ratings",
+            {"ratings": [{"user_id": "u0", "item_id": "i0", "rating": 4, "timestamp": "1000"}]},
+        ),
+        ("POST", "/users/s1/recommendations", {"items": ["i0"], "n": "5"}),
+        ("POST", "/users/s1/recommendations", {"items": ["i0"], "n": True}),
+        ("POST", "/users/s1/recommendations", {"items": [0]}),
+        ("PATCH", "/items/i0", {"hidden": "true"}),
+        ("PATCH", "/items/i0", {"hidden": 1}),
+        ("PUT", "/users/u0", {"age": "31"}),
+        ("PUT", "/users/u0", {"age": 31.5}),
+        ("PUT", "/items/i0", {"title": 7}),
+        ("POST", "/predictions", {"pairs": [{"user_id": 1, "item_id": "i0"}]}),
+    ],
+)
+def test_json_values_must_have_the_type_the_schema_says(
+    client: TestClient, method: str, path: str, body: dict
+) -> None:
+    response = client.request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
