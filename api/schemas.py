@@ -243,7 +243,7 @@ class ItemVisibility(BaseModel):
         strict=True,  # true or false, not "yes", 1 or "on"
         description="True: never recommended, offered as similar, listed as popular or "
         "drawn on the explorer, by every worker within a second; the item and its ratings "
-        "stay."
+        "stay.",
     )
 
 

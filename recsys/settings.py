@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     max_head_bytes: int = Field(
         default=64 * 1024,
         gt=0,
-        description="Largest request line and headers, together, `recsys serve` reads (431).",
+        description="Largest request line and headers, together, `recsys serve` reads (431). "
+        "A URL is at most 65,535 bytes whatever this says (the HTTP parser's limit).",
     )
     request_head_seconds: float = Field(
         default=30.0,

@@ -25,6 +25,9 @@ from recsys.data.catalog import UnknownGenreError, read_user_profiles, read_user
 
 router = APIRouter(tags=["recommendations"])
 
+# 200 ids of 255 ASCII characters make a 53 KB URL: under the 64 KiB that `recsys serve`
+# reads (RECSYS_MAX_HEAD_BYTES) and the HTTP parser's 65,535-byte bound on a URL.
+MAX_EXCLUDED = 200
 N = Annotated[int, Query(ge=1, le=500, description="How many items.")]
 Offset = Annotated[
     int, Query(ge=0, le=10_000, description="Skip the best `offset` (the next page: offset + n).")
@@ -35,7 +38,11 @@ Genres = Annotated[
 ]
 Exclude = Annotated[
     list[QueryId] | None,
-    Query(max_length=500, description="Item ids to leave out (repeat the parameter)."),
+    Query(
+        max_length=MAX_EXCLUDED,
+        description=f"Item ids to leave out (repeat the parameter; at most {MAX_EXCLUDED}: "
+        "as many ASCII ids of the longest length fit in the 64 KiB a request line may take).",
+    ),
 ]
 
 

@@ -7,12 +7,15 @@ import json
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
 
+from api.routes.recommendations import MAX_EXCLUDED
+from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
-from tests.servers import service_env, serving
+from tests.servers import ranking_version, service_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +44,9 @@ def error_of(answer: bytes) -> tuple[int, str]:
 def test_an_oversize_or_endless_request_head_is_refused(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'recsys.db'}"
     upgrade(database_url)
+    ranking_version(make_engine(database_url), tmp_path / "artifacts")
     env = service_env(database_url, tmp_path / "artifacts", RECSYS_REQUEST_HEAD_SECONDS="1")
-    with serving(env, tmp_path / "server.log") as base:
+    with serving(env, tmp_path / "server.log", wait_for="/ready") as base:
         huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000_000 + b"\r\n\r\n"
         assert error_of(exchange(base, [huge])) == (431, "header_too_large")
         many = b"".join(b"X-H%d: %s\r\n" % (k, b"b" * 1000) for k in range(100))
@@ -55,3 +59,15 @@ def test_an_oversize_or_endless_request_head_is_refused(tmp_path: Path) -> None:
         assert exchange(base, []) == b""  # connected and silent: closed
         normal = httpx.get(f"{base}/health", headers={"X-Fine": "c" * 8000}, timeout=10)
         assert normal.status_code == 200
+        # The documented maximum of excluded ids, each as long as an id may be, fits
+        # (sent raw: the HTTP client here refuses URLs this long).
+        most = [("exclude", f"{k:03d}" + "x" * 252) for k in range(MAX_EXCLUDED)]
+        assert status_of(base, most) == 200
+        assert status_of(base, [*most, ("exclude", "one more")]) == 422
+
+
+def status_of(base: str, params: list[tuple[str, str]]) -> int:
+    """The status of recommendations for u0 with ``params``, on a raw connection."""
+    line = f"GET /users/u0/recommendations?{urlencode(params)} HTTP/1.1\r\n"
+    answer = exchange(base, [f"{line}Host: x\r\nConnection: close\r\n\r\n".encode()])
+    return int(answer.split()[1])
