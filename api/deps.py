@@ -50,10 +50,19 @@ async def get_recommending_model(request: Request) -> ServedModel:
 
 
 async def get_rating_model(request: Request) -> ServedModel:
-    """The rating model; 409 when only a ranking model is active (its scores are no ratings)."""
+    """The rating model; 503 when the active one could not be loaded, 409 when only a
+    ranking model is active (its scores are no ratings)."""
     state: ServiceState = request.app.state.service
     if "rating" in state.models:
         return state.models["rating"]
+    if "rating" in state.broken:  # active, but its weights would not load
+        version_id, error = state.broken["rating"]
+        raise ServiceError(
+            503,
+            "model_unavailable",
+            f"the active rating model, version {version_id}, could not be loaded ({error}): "
+            "retrain or activate another version",
+        )
     if state.models:
         raise ServiceError(
             409,

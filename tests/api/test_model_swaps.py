@@ -116,3 +116,25 @@ def test_artifact_paths_are_absolute_so_commands_run_from_anywhere(
     assert Path(stored).is_absolute()
     monkeypatch.chdir("/")
     assert load_recommender(stored).recommend("u0", n=3) is not None
+
+
+def test_a_broken_rating_model_is_named_not_taken_for_a_missing_one(
+    trained_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """Rating predictions when the active rating model's file is damaged: a 503 that
+    says so, not the 409 meant for a service with no rating model at all."""
+    train_and_register(
+        trained_engine,
+        replace(TRAIN, objective="ranking", epochs=3),
+        tmp_path / "artifacts",
+        progress=False,
+    )
+    rating = active_version(trained_engine, "rating")
+    path = Path(rating.artifact_path)
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with TestClient(create_app(settings.model_copy(update={"model_poll_seconds": 0}))) as client:
+        answer = client.post("/predictions", json={"pairs": [{"user_id": "u0", "item_id": "i1"}]})
+        assert client.get("/users/u0/recommendations").status_code == 200  # ranking serves
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "model_unavailable"
+    assert f"version {rating.id}" in answer.json()["error"]["message"]
