@@ -426,7 +426,9 @@ class Recommender:
         land close to anything.
         """
         item = self.item_map.index(item_id)
-        similarity = (self._unit_items @ self._unit_items[item])[None].clone()
+        # Clamped: unit vectors' products reach 1.0000005 in float32, and a cosine
+        # similarity is answered as one, within [-1, 1].
+        similarity = (self._unit_items @ self._unit_items[item]).clamp(-1.0, 1.0)[None]
         mask = self.item_mask(allowed)
         if min_ratings > 0:
             popular = torch.from_numpy(self.seen.item_counts() >= min_ratings)
@@ -439,7 +441,8 @@ class Recommender:
         user = self.user_map.index(user_id)
         vectors = self.model.user_embeddings().float()
         units = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        values, indices = top_k((units @ units[user])[None].clone(), n, [np.array([user])])
+        similarity = (units @ units[user]).clamp(-1.0, 1.0)[None]  # see similar_items
+        values, indices = top_k(similarity, n, [np.array([user])])
         rows, scores = finite_rows(values, indices)[0]
         return pd.DataFrame({"user_id": self.user_map.ids[rows], "score": scores})
 
@@ -457,7 +460,7 @@ class Recommender:
         # A (targets, liked) product of a few hundred rows at most: numpy on the CPU copy
         # costs a tenth of the torch calls it replaces, on every request.
         units = self._unit_items_cpu
-        similarity = units[targets] @ units[liked].T
+        similarity = np.clip(units[targets] @ units[liked].T, -1.0, 1.0)  # see similar_items
         similarity[targets[:, None] == liked[None, :]] = -np.inf
         values, indices = top_k(torch.from_numpy(similarity), n)
         return [

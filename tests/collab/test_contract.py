@@ -19,8 +19,10 @@ import torch
 from recsys import CollabData, collab_learner, load_recommender
 from recsys.collab import CollabLearner, Recommender
 from recsys.collab.hybrid import hybrid_learner
+from recsys.collab.interactions import Interactions
 from recsys.collab.ranking import ranking_learner
-from recsys.data.ratings import UnknownIdError
+from recsys.data.ratings import IdMap, UnknownIdError
+from recsys.models import DotProductBias, DotProductBiasConfig
 from recsys.models.scorer import NoRatingScaleError
 from tests.factories import taste_groups_with_unrated, taste_metadata
 
@@ -177,3 +179,30 @@ def test_a_new_user_is_folded_in_from_three_ratings(recommender: Recommender) ->
         assert all(GROUP[i] == taste for i in top.item_ids), (taste, list(top.item_ids))
     with pytest.raises(UnknownIdError):
         recommender.recommend_from_ratings(pd.DataFrame({"item_id": ["x"], "rating": [5.0]}))
+
+
+def test_similarities_are_cosines_within_minus_one_and_one() -> None:
+    """Twins (users or items with the same vector) are exactly as alike as cosines allow:
+    float32 products of unit vectors reached 1.0000005, answered as a cosine."""
+    torch.manual_seed(0)
+    n = 40
+    model = DotProductBias(DotProductBiasConfig(n, n, 64, y_range=(0.0, 5.5)))
+    with torch.no_grad():
+        model.user_factors.normal_()
+        model.item_factors.normal_()
+        model.user_factors[n // 2 :] = model.user_factors[: n // 2]  # user k + 20 twins user k
+        model.item_factors[n // 2 :] = model.item_factors[: n // 2]
+    everyone = np.arange(n)
+    seen = Interactions.from_ratings(
+        np.repeat(everyone, n), np.tile(everyone, n), np.full(n * n, 5.0), n, n
+    )
+    ids = np.array([f"x{k}" for k in range(n)], dtype=object)
+    recommender = Recommender(model, IdMap("user", ids), IdMap("item", ids), seen)
+    scores = [
+        *(recommender.similar_items(f"x{k}", n=3)["score"] for k in range(n)),
+        *(recommender.similar_users(f"x{k}", n=3)["score"] for k in range(n)),
+        *(recommender.explain(f"x{k}", f"x{k}", n=3)["similarity"] for k in range(n)),
+    ]
+    top = max(float(np.max(s)) for s in scores)
+    assert top <= 1.0
+    assert top == pytest.approx(1.0)  # the twins are found
