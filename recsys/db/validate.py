@@ -57,6 +57,8 @@ JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner: needed in ti
 def lookalike(text: str, title: bool = False) -> str | None:
     """What makes ``text`` look like other text, or None: an invisible or formatting
     character, or (unless a title) a digit other than 0-9."""
+    if text.isascii():  # nothing of either kind (ASCII controls are CONTROL's)
+        return None
     for character in text:
         category = unicodedata.category(character)
         if category in INVISIBLE and not (title and character in JOINERS):
