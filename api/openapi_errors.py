@@ -14,6 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.json_body import body_schemas
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -75,7 +77,10 @@ def document_errors(app: FastAPI) -> None:
             description=app.description,
             routes=app.routes,
         )
-        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = ERROR_SCHEMA
+        for name, body in body_schemas().items():  # bodies read off the loop (api.json_body)
+            components.setdefault(name, body)
         for path, methods in schema["paths"].items():
             for method, operation in methods.items():
                 responses = operation.setdefault("responses", {})

@@ -236,33 +236,40 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=None, help="a PostgreSQL server's database")
     options = parser.parse_args()
     recsys = str(Path(sys.executable).with_name("recsys"))
-    databases = {"SQLite": None}
+    databases: dict[str, str | None] = {"SQLite": None}
     if options.postgres_url:
         databases["PostgreSQL"] = options.postgres_url
-    rows = []
-    for name, server_url in databases.items():
-        folder = Path(tempfile.mkdtemp(prefix=f"recsys-probe-{name.lower()}-"))
-        url = (
-            new_postgres_database(server_url) if server_url else f"sqlite:///{folder / 'recsys.db'}"
-        )
-        env = prepare(url, folder, recsys)
-        rows.append(
-            (name, follow_probe(env, folder, recsys), activation_probe(env, folder, recsys))
-        )
     print(f"reliability probes, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores")
     print(
         f"{'database':<11} {'followed':>10} {'of':>10} {'ingest s':>8} {'caught up s':>11} "
-        f"{'rated offered':>13} {'API 2-active':>12} {'refused':>7} {'aligned 2-active':>16} "
-        f"{'refused':>7}"
+        f"{'answers offering rated':>22}"
     )
-    for name, follow, act in rows:
+    for name, server_url in databases.items():
+        follow = follow_probe(*fresh(name, server_url, recsys), recsys)
         print(
             f"{name:<11} {follow['followed']:>10,} {follow['expected']:>10,} "
             f"{follow['ingest_s']:>8.1f} {follow['caught_up_s']:>11.1f} "
-            f"{follow['offering_rated']:>6} /{ANSWERS:<5} "
-            f"{act['api_double']:>5} /{act['api_rounds']:<5} {act['api_refused']:>7} "
-            f"{act['aligned_double']:>9} /{act['aligned_rounds']:<5} {act['aligned_refused']:>7}"
+            f"{follow['offering_rated']:>15,} / {ANSWERS:,}",
+            flush=True,
         )
+    print(
+        f"{'database':<11} {'API rounds, 2 active':>20} {'refused':>7} "
+        f"{'aligned rounds, 2 active':>24} {'refused':>7}"
+    )
+    for name, server_url in databases.items():
+        act = activation_probe(*fresh(name, server_url, recsys), recsys)
+        print(
+            f"{name:<11} {act['api_double']:>11} / {act['api_rounds']:<6} {act['api_refused']:>7} "
+            f"{act['aligned_double']:>15} / {act['aligned_rounds']:<6} {act['aligned_refused']:>7}",
+            flush=True,
+        )
+
+
+def fresh(name: str, server_url: str | None, recsys: str) -> tuple[dict[str, str], Path]:
+    """A new quickstart database (and its folder) for one probe."""
+    folder = Path(tempfile.mkdtemp(prefix=f"recsys-probe-{name.lower()}-"))
+    url = new_postgres_database(server_url) if server_url else f"sqlite:///{folder / 'recsys.db'}"
+    return prepare(url, folder, recsys), folder
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from api.deps import ApiKeyDep, EngineDep, ModelDep, RatingModelDep, SettingsDep, StateDep
 from api.errors import ServiceError
+from api.json_body import documented, json_body
 from api.schemas import (
     ItemIn,
     ItemOut,
@@ -95,8 +96,14 @@ def patch_item(item_id: PathId, body: ItemVisibility, engine: EngineDep, state: 
     return {"item_id": item_id, "hidden": body.hidden}
 
 
-@router.post("/predictions", response_model=Predictions)
-async def predictions(body: PredictionRequest, model: RatingModelDep, engine: EngineDep) -> dict:
+@router.post(
+    "/predictions", response_model=Predictions, openapi_extra=documented(PredictionRequest)
+)
+async def predictions(
+    body: Annotated[PredictionRequest, json_body(PredictionRequest)],
+    model: RatingModelDep,
+    engine: EngineDep,
+) -> dict:
     """Predicted ratings for (user, item) pairs, in the order given (from the rating model).
 
     A rating model that reads metadata also predicts for users and items it never

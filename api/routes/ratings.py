@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter
 
 from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
+from api.json_body import documented, json_body
 from api.metrics import FEEDBACK
 from api.schemas import FeedbackRequest, FeedbackResult
 from recsys.db.ingest import ingest
@@ -17,9 +19,17 @@ from recsys.db.sources import IngestError, from_frame
 router = APIRouter(tags=["ratings"])
 
 
-@router.post("/ratings", response_model=FeedbackResult, dependencies=[ApiKeyDep])
+@router.post(
+    "/ratings",
+    response_model=FeedbackResult,
+    dependencies=[ApiKeyDep],
+    openapi_extra=documented(FeedbackRequest),
+)
 def add_ratings(
-    body: FeedbackRequest, engine: EngineDep, settings: SettingsDep, state: StateDep
+    body: Annotated[FeedbackRequest, json_body(FeedbackRequest)],
+    engine: EngineDep,
+    settings: SettingsDep,
+    state: StateDep,
 ) -> dict:
     """Store a batch of ratings (all or nothing); the next training run uses them.
 

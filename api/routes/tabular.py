@@ -8,6 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 
 from api.errors import ServiceError
+from api.json_body import documented, json_body
 from api.model_files import ModelFile
 from api.schemas import TabularPredictions, TabularRequest, TabularSchema
 from recsys.tabular.processing import SchemaError
@@ -36,8 +37,12 @@ async def tabular_schema(predictor: TabularDep) -> dict[str, Any]:
     }
 
 
-@router.post("/tabular/predict", response_model=TabularPredictions)
-def tabular_predict(body: TabularRequest, predictor: TabularDep) -> dict[str, Any]:
+@router.post(
+    "/tabular/predict", response_model=TabularPredictions, openapi_extra=documented(TabularRequest)
+)
+def tabular_predict(
+    body: Annotated[TabularRequest, json_body(TabularRequest)], predictor: TabularDep
+) -> dict[str, Any]:
     """One prediction per row, with class probabilities when the model classifies.
 
     Rows are checked against the saved schema: a missing column, or text in a
