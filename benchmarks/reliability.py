@@ -29,7 +29,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
@@ -80,13 +82,10 @@ def unrated_pairs(engine: Engine, n: int) -> pd.DataFrame:
     )
 
 
-def follow_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str, object]:
-    engine = make_engine(env["RECSYS_DATABASE_URL"])
-    pairs = unrated_pairs(engine, NEW_RATINGS)
-    path = folder / "new.csv"
-    pairs.to_csv(path, index=False)
+@contextmanager
+def two_workers(env: dict[str, str], log: Path, recsys: str) -> Iterator[str]:
+    """`recsys serve --workers 2` until the block ends, both workers ready; its URL."""
     port = free_port()
-    log = folder / "serve.log"
     server = subprocess.Popen(
         [recsys, "serve", "--port", str(port), "--workers", "2"],
         env=env,
@@ -96,6 +95,18 @@ def follow_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str, ob
     base = f"http://127.0.0.1:{port}"
     try:
         wait_all_ready(base, log, 2, seconds=600)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def follow_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str, object]:
+    engine = make_engine(env["RECSYS_DATABASE_URL"])
+    pairs = unrated_pairs(engine, NEW_RATINGS)
+    path = folder / "new.csv"
+    pairs.to_csv(path, index=False)
+    with two_workers(env, folder / "serve.log", recsys) as base:
         time.sleep(2)  # both workers polling
         before = followed(base)
         started = time.monotonic()
@@ -126,10 +137,7 @@ def follow_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str, ob
 
         with ThreadPoolExecutor(8) as pool:
             bad = sum(pool.map(offers_rated, users))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        engine.dispose()
+    engine.dispose()
     return {
         "followed": int(count),
         "expected": 2 * NEW_RATINGS,
@@ -146,15 +154,6 @@ def activation_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str
     engine = make_engine(env["RECSYS_DATABASE_URL"])
     ready = [v.id for v in list_versions(engine) if v.objective == "rating" and v.status == "ready"]
     pair = ready[:2]
-    port = free_port()
-    log = folder / "serve-activate.log"
-    server = subprocess.Popen(
-        [recsys, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    base = f"http://127.0.0.1:{port}"
 
     def n_active() -> int:
         with engine.connect() as connection:
@@ -164,41 +163,39 @@ def activation_probe(env: dict[str, str], folder: Path, recsys: str) -> dict[str
             return connection.execute(query).scalar_one()
 
     api_double = api_refused = aligned_double = aligned_refused = 0
-    try:
-        wait_all_ready(base, log, 2, seconds=600)
-        with ThreadPoolExecutor(2) as pool:
-            for _ in range(API_ROUNDS):
-                answers = list(
-                    pool.map(
-                        lambda v: (
-                            httpx.post(
-                                f"{base}/models/{v}/activate",
-                                headers={"X-API-Key": KEY},
-                                timeout=60,
-                            ).status_code
-                        ),
-                        pair,
-                    )
+    with (
+        two_workers(env, folder / "serve-activate.log", recsys) as base,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        for _ in range(API_ROUNDS):
+            answers = list(
+                pool.map(
+                    lambda v: (
+                        httpx.post(
+                            f"{base}/models/{v}/activate",
+                            headers={"X-API-Key": KEY},
+                            timeout=60,
+                        ).status_code
+                    ),
+                    pair,
                 )
-                api_refused += sum(status != 200 for status in answers)
-                api_double += n_active() > 1
-            for _ in range(ALIGNED_ROUNDS):
-                start = threading.Barrier(2)
+            )
+            api_refused += sum(status != 200 for status in answers)
+            api_double += n_active() > 1
+        for _ in range(ALIGNED_ROUNDS):
+            start = threading.Barrier(2)
 
-                def aligned(version_id: int, start: threading.Barrier = start) -> bool:
-                    start.wait()
-                    try:
-                        activate(engine, version_id)
-                    except ActivationError:
-                        return False
-                    return True
+            def aligned(version_id: int, start: threading.Barrier = start) -> bool:
+                start.wait()
+                try:
+                    activate(engine, version_id)
+                except ActivationError:
+                    return False
+                return True
 
-                aligned_refused += sum(not ok for ok in pool.map(aligned, pair))
-                aligned_double += n_active() > 1
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        engine.dispose()
+            aligned_refused += sum(not ok for ok in pool.map(aligned, pair))
+            aligned_double += n_active() > 1
+    engine.dispose()
     return {
         "api_rounds": API_ROUNDS,
         "api_double": api_double,

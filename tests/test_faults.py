@@ -61,14 +61,8 @@ def engine(env: dict[str, str]) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model_serving(
-    env: dict[str, str], engine: Engine
-) -> None:
-    assert recsys(env, "train", "--epochs", "1").returncode == 0
-    before = active_version(engine)
-    versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
-    files_before = sorted(p.name for p in versions_dir.rglob("*"))
-
+def training(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A long `recsys train`, once it has finished its first epoch."""
     child = subprocess.Popen(
         [sys.executable, "-m", "recsys", "train", "--epochs", "500", "--promote", "always"],
         env=env,
@@ -79,6 +73,18 @@ def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model
     for line in child.stdout:  # wait until it is really training
         if line.startswith("event=epoch_end epoch=0"):
             break
+    return child
+
+
+def test_a_training_run_killed_mid_epoch_leaves_no_artifact_and_the_active_model_serving(
+    env: dict[str, str], engine: Engine
+) -> None:
+    assert recsys(env, "train", "--epochs", "1").returncode == 0
+    before = active_version(engine)
+    versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
+    files_before = sorted(p.name for p in versions_dir.rglob("*"))
+
+    child = training(env)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
 
@@ -187,16 +193,7 @@ def test_a_training_run_terminated_cleans_up_and_says_it_failed(
     before = active_version(engine)
     versions_dir = Path(env["RECSYS_ARTIFACT_DIR"]) / "versions"
     files_before = sorted(p.name for p in versions_dir.rglob("*"))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "recsys", "train", "--epochs", "500", "--promote", "always"],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    for line in child.stdout:
-        if line.startswith("event=epoch_end epoch=0"):
-            break
+    child = training(env)
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=60) == 128 + signal.SIGTERM
     terminated = list_versions(engine)[0]
