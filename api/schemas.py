@@ -18,6 +18,7 @@ from recsys.db.validate import (
     TEXT_LIMITS,
     check_genre,
     check_id,
+    check_path_id,
 )
 
 MAX_PAIRS = 1_000
@@ -27,8 +28,8 @@ MAX_FEEDBACK = 10_000
 ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
 # The same rule for ids in a path or a query: a NUL once reached PostgreSQL, which
 # refused it as a database error (503) where it is bad input (422).
-PathId = Annotated[str, Path(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
-QueryId = Annotated[str, Query(max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+PathId = Annotated[str, Path(max_length=MAX_ID_LENGTH), AfterValidator(check_path_id)]
+QueryId = Annotated[str, Query(max_length=MAX_ID_LENGTH), AfterValidator(check_path_id)]
 Genre = Annotated[
     str, Field(min_length=1, max_length=MAX_GENRE_LENGTH), AfterValidator(check_genre)
 ]

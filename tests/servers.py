@@ -28,6 +28,26 @@ def ranking_version(engine: Engine, artifact_dir: Path) -> int:
     return train_and_register(engine, config, artifact_dir, progress=False).version_id
 
 
+def wait_for_workers(base: str, workers: int, headers: dict[str, str] | None = None) -> None:
+    """Until ``workers`` workers each serve a model (one answering /ready says nothing of
+    the others, which may still be loading): from the pids in /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + 60
+    while True:
+        text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
+        pids = {
+            sample.labels["pid"]
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "recsys_model_version"
+        }
+        if len(pids) >= workers:
+            return
+        assert time.monotonic() < deadline, f"{len(pids)} of {workers} workers started"
+        time.sleep(0.2)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

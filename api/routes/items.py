@@ -28,7 +28,6 @@ from recsys.data.ratings import UnknownIdError
 from recsys.db.ingest import ingest
 from recsys.db.item_visibility import set_hidden
 from recsys.db.sources import IngestError, from_frame
-from recsys.db.validate import check_id
 
 router = APIRouter(tags=["items"])
 
@@ -68,10 +67,6 @@ def put_item(item_id: PathId, body: ItemIn, engine: EngineDep, settings: Setting
     """Create the item, or update the fields given (fields left out keep their stored
     value, as re-ingesting an items file does): a new item exists before its first
     rating. Models learn it at their next training run."""
-    try:
-        item_id = check_id(item_id)
-    except ValueError as error:
-        raise ServiceError(422, "invalid_item", f"item id {error}") from None
     release = body.release_date.isoformat() if body.release_date else None
     row = pd.DataFrame(
         [{"item_id": item_id, "title": body.title, "genres": body.genres, "release_date": release}]

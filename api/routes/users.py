@@ -29,12 +29,6 @@ def put_user(user_id: PathId, body: UserProfile, engine: EngineDep, settings: Se
     With a hybrid model active, a user with metadata and no ratings gets
     recommendations from it at once (``fallback: "metadata"``).
     """
-    if not user_id.strip() or len(user_id) > 255 or user_id != user_id.strip():
-        raise ServiceError(
-            422,
-            "invalid_user",
-            "user id must be 1 to 255 characters, without leading or trailing whitespace",
-        )
     row = pd.DataFrame([{"user_id": user_id, **body.model_dump()}])
     try:
         report = ingest(engine, users_source=from_frame("request", row, settings.ingest_chunk_rows))

@@ -82,6 +82,14 @@ def check_id(value: str) -> str:
     return text
 
 
+def check_path_id(value: str) -> str:
+    """One id from a URL path or query: the id rule, and already trimmed (trimming would
+    name another resource than the one asked for: ``/users/u0%0D`` is not u0)."""
+    if value != value.strip():
+        raise ValueError("an id must not start or end with whitespace")
+    return check_id(value)
+
+
 def check_genre(value: str) -> str:
     """One genre from an API body: trimmed; ValueError says what is wrong."""
     text = value.strip()
@@ -89,8 +97,10 @@ def check_genre(value: str) -> str:
         raise ValueError(f"a genre is 1 to {MAX_GENRE_LENGTH} characters")
     if GENRE_SEPARATOR in text:
         raise ValueError(f"a genre must not contain {GENRE_SEPARATOR!r} (the files' separator)")
-    if CONTROL.search(text) or (problem := lookalike(text)) is not None:
-        raise ValueError(f"a genre must not contain {problem or 'a control character'}")
+    if CONTROL.search(text):
+        raise ValueError("a genre must not contain a control character")
+    if (problem := lookalike(text)) is not None:
+        raise ValueError(f"a genre must not contain {problem}")
     return text
 
 

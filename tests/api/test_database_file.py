@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from recsys.db.engine import DatabaseFileChanged, make_engine, write_transaction
 from recsys.db.migrate import upgrade
 from recsys.db.tables import users
-from tests.servers import ranking_version, service_env, serving
+from tests.servers import ranking_version, service_env, serving, wait_for_workers
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,8 @@ def test_no_write_is_acknowledged_into_a_file_that_is_gone(tmp_path: Path, chang
     engine.dispose()
     env = service_env(database_url, tmp_path / "artifacts")
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
-        assert set(post_ratings(base, 4)) == {200}  # pooled connections in both workers
+        wait_for_workers(base, 2)  # each has opened the file a replacement must not move
+        assert set(post_ratings(base, 4)) == {200}
         copy = tmp_path / "copy.db"
         shutil.copy(path, copy)
         path.unlink()

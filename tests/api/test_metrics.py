@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from recsys.db.engine import make_engine
 from recsys.db.migrate import upgrade
-from tests.servers import free_port, ranking_version, service_env, serving
+from tests.servers import free_port, ranking_version, service_env, serving, wait_for_workers
 
 RECOMMENDATIONS = "/users/{user_id}/recommendations"
 
@@ -77,10 +77,7 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
     key = {"X-API-Key": "s3cret"}
     with serving(env, tmp_path / "server.log", workers=2, wait_for="/ready") as base:
         assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
-        deadline = time.monotonic() + 60  # /ready answered from one worker: wait for both
-        while len(worker_pids(httpx.get(f"{base}/metrics", headers=key, timeout=10).text)) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            time.sleep(0.2)
+        wait_for_workers(base, 2, key)  # /ready answered from one worker: wait for both
 
         def recommend(i: int) -> int:
             url = f"{base}/users/u{i % 40}/recommendations"
@@ -142,10 +139,8 @@ def test_a_killed_workers_series_leave_the_metrics(tmp_path: Path) -> None:
         def live() -> set[str]:
             return worker_pids(httpx.get(f"{base}/metrics", timeout=10).text)
 
-        deadline = time.monotonic() + 60
-        while len(pids := live()) < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            time.sleep(0.2)
+        wait_for_workers(base, 2)
+        pids = live()
         killed = min(pids)
         os.kill(int(killed), signal.SIGKILL)
         deadline = time.monotonic() + 120
