@@ -9,6 +9,8 @@ every request).
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -16,9 +18,21 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import Engine
 
 from api.errors import ServiceError
+from api.model_files import ModelFile
 from api.model_swaps import ServiceState
 from api.served_model import ServedModel
+from recsys.serving.roles import ModelRoles
 from recsys.settings import Settings
+from recsys.tabular.tabular_learner import TabularPredictor
+from recsys.vision.vision_learner import ImagePredictor
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What /ready asks the database with: an engine without a pool, and one thread."""
+
+    engine: Engine
+    thread: ThreadPoolExecutor
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -34,43 +48,39 @@ async def get_state(request: Request) -> ServiceState:
 
 
 async def get_model(request: Request) -> ServedModel:
-    """The rating model (else the ranking one); 503 until one has been trained."""
-    state: ServiceState = request.app.state.service
-    if state.model is None:
-        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
-    return state.model
+    """The model for item neighbours, explanations and the map (recsys.serving.roles)."""
+    return request.app.state.service.roles.describing()
 
 
 async def get_recommending_model(request: Request) -> ServedModel:
-    """The model that recommends (see ServiceState.recommending); 503 until one is trained."""
-    state: ServiceState = request.app.state.service
-    if state.recommending is None:
-        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
-    return state.recommending
+    """The model that recommends (recsys.serving.roles)."""
+    return request.app.state.service.roles.recommending()
 
 
 async def get_rating_model(request: Request) -> ServedModel:
-    """The rating model; 503 when the active one could not be loaded, 409 when only a
-    ranking model is active (its scores are no ratings)."""
-    state: ServiceState = request.app.state.service
-    if "rating" in state.models:
-        return state.models["rating"]
-    if "rating" in state.broken:  # active, but its weights would not load
-        version_id, error = state.broken["rating"]
-        raise ServiceError(
-            503,
-            "model_unavailable",
-            f"the active rating model, version {version_id}, could not be loaded ({error}): "
-            "retrain or activate another version",
-        )
-    if state.models:
-        raise ServiceError(
-            409,
-            "no_rating_model",
-            "only a ranking model is active and its scores are not ratings: "
-            "train one with `recsys train --objective rating`",
-        )
-    raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
+    """The rating model (recsys.serving.roles); a ranking model's scores are no ratings."""
+    return request.app.state.service.roles.rating()
+
+
+async def get_roles(request: Request) -> ModelRoles[ServedModel]:
+    return request.app.state.service.roles
+
+
+async def get_tabular(request: Request) -> TabularPredictor:
+    """The tabular model from its file; 503 until `recsys tabular train` wrote one."""
+    holder: ModelFile[TabularPredictor] = request.app.state.tabular
+    return holder.get()
+
+
+async def get_vision(request: Request) -> ImagePredictor:
+    """The image classifier from its file; 503 until `recsys vision train` wrote one."""
+    holder: ModelFile[ImagePredictor] = request.app.state.vision
+    return holder.get()
+
+
+async def get_probe(request: Request) -> Probe:
+    """/ready's own connection and thread (see api.main)."""
+    return Probe(request.app.state.probe_engine, request.app.state.probe_thread)
 
 
 # A security scheme, so OpenAPI and /docs ("Authorize") know which operations need it.
@@ -102,4 +112,8 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
 RecommendingModelDep = Annotated[ServedModel, Depends(get_recommending_model)]
 RatingModelDep = Annotated[ServedModel, Depends(get_rating_model)]
+RolesDep = Annotated[ModelRoles[ServedModel], Depends(get_roles)]
+TabularDep = Annotated[TabularPredictor, Depends(get_tabular)]
+VisionDep = Annotated[ImagePredictor, Depends(get_vision)]
+ProbeDep = Annotated[Probe, Depends(get_probe)]
 ApiKeyDep = Depends(require_api_key)

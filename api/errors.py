@@ -9,6 +9,7 @@ anything unforeseen a 500 in the same shape: no failure answers in plain text.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from recsys.data.catalog import UnknownGenreError
+from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, DatabaseFileChanged, is_busy
+from recsys.jobs.model_versions import ActivationError, CannotActivateError, NoSuchVersionError
+from recsys.models.scorer import CapabilityError
+from recsys.serving.roles import (
+    ModelUnavailableError,
+    NoModelError,
+    NoRatingModelError,
+    NoUserVectorsError,
+)
 
 logger = logging.getLogger("recsys.api")
 
@@ -41,8 +52,39 @@ def error_response(
     )
 
 
+# The library's errors, each answered with one status and code wherever it is raised
+# (a subclass before its base: the most specific class registered answers). No route
+# catches them.
+LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (NoModelError, 503, "no_model"),
+    (ModelUnavailableError, 503, "model_unavailable"),
+    (NoRatingModelError, 409, "no_rating_model"),
+    (NoUserVectorsError, 409, "no_user_vectors"),
+    (CapabilityError, 409, "not_supported"),
+    (UnknownGenreError, 422, "unknown_genre"),
+    (NoSuchVersionError, 404, "unknown_version"),
+    (CannotActivateError, 409, "cannot_activate"),
+]
+
+
+def _code(error: Exception, code: str) -> str:
+    return f"unknown_{error.kind}" if isinstance(error, UnknownIdError) else code
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route framework and service errors through :func:`error_response`."""
+    """Route framework, service and library errors through :func:`error_response`."""
+
+    def library_error(status_code: int, code: str) -> Callable[..., Awaitable[JSONResponse]]:
+        async def handle(_request: Request, error: Exception) -> JSONResponse:
+            message = str(error)
+            if isinstance(error, ActivationError):
+                message += "; the active version is unchanged"
+            return error_response(status_code, _code(error, code), message)
+
+        return handle
+
+    for error_class, status_code, code in [*LIBRARY_ERRORS, (UnknownIdError, 404, "")]:
+        app.add_exception_handler(error_class, library_error(status_code, code))
 
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:

@@ -1,9 +1,7 @@
 """Which model version answers what, and swapping to newly activated versions.
 
-One model per objective (none before the first training run). The rating model
-answers rating predictions, similar items and the explorer; recommendations come
-from the ranking model when one is active (unless ``recommend_with`` is
-``rating``). Either stands in for the other when it is the only one.
+One model per objective (none before the first training run); which of them answers
+what is recsys.serving.roles' rule (``ServiceState.roles``).
 
 Swapping is one dictionary assignment: a request holds the ServedModel it started
 with, so requests in flight finish on the old model and new ones get the new one;
@@ -24,7 +22,8 @@ from recsys.collab.interactions import RatingsSnapshot
 from recsys.data.catalog import ItemCatalog
 from recsys.data.ratings import read_rating_changes
 from recsys.db.item_visibility import read_hidden
-from recsys.jobs.model_versions import OBJECTIVES, active_version, recommending_objectives
+from recsys.jobs.model_versions import OBJECTIVES, active_version
+from recsys.serving.roles import ModelRoles
 
 logger = logging.getLogger("recsys.api")
 
@@ -41,26 +40,9 @@ class ServiceState:
         self.hidden: frozenset[str] = frozenset()  # as the served models apply them
 
     @property
-    def model(self) -> ServedModel | None:
-        """The rating model (predictions, similar items, explorer), else the ranking one."""
-        return self.models.get("rating") or self.models.get("ranking")
-
-    @property
-    def recommending(self) -> ServedModel | None:
-        """The model that answers recommendations (see recommending_objectives)."""
-        for objective in recommending_objectives(self.recommend_with):
-            if objective in self.models:
-                return self.models[objective]
-        return None
-
-    @property
-    def metadata_model(self) -> ServedModel | None:
-        """A served model that reads metadata (the recommending one first), for users it
-        never saw."""
-        for model in (self.recommending, self.models.get("rating")):
-            if model is not None and model.recommender.reads_metadata:
-                return model
-        return None
+    def roles(self) -> ModelRoles[ServedModel]:
+        """Which served model answers what (recsys.serving.roles: the one rule)."""
+        return ModelRoles(self.models, self.recommend_with, self.broken)
 
     def load_active(self, engine: Engine) -> None:
         """Load each objective's active version; one that does not load is reported (see

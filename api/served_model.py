@@ -22,8 +22,9 @@ from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.recommender import Recommender
 from recsys.data.catalog import ItemCatalog
 from recsys.interpret.embeddings import bias_ranking, item_pca
-from recsys.jobs.model_versions import ModelVersion, load_version
+from recsys.jobs.model_versions import ModelVersion
 from recsys.models.scorer import NoBiasesError
+from recsys.serving.loading import load_version
 
 # How many genre filters a served model keeps (a byte per item each: 100 KiB at 100k items).
 GENRE_MASKS_KEPT = 64

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from functools import partial
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
+from api.deps import ApiKeyDep, EngineDep, ProbeDep, SettingsDep, StateDep
 from api.errors import ServiceError
 from api.metrics import render
 from recsys.db.engine import DatabaseFileChanged, check_database_file, refuses_writes
@@ -50,7 +50,7 @@ def _ask_database(engine: Engine, probe: Engine) -> tuple[str | None, str | None
 
 @router.get("/ready")
 async def ready(
-    request: Request, engine: EngineDep, settings: SettingsDep, state: StateDep
+    probe: ProbeDep, engine: EngineDep, settings: SettingsDep, state: StateDep
 ) -> dict[str, object]:
     """The database answers, its schema is current, and a model is loaded.
 
@@ -58,9 +58,9 @@ async def ready(
     seconds: never from the pools that writers waiting on a long ingest may hold. The
     answer names no host or port (the log has the details)."""
     loop = asyncio.get_running_loop()
-    ask = partial(_ask_database, engine, request.app.state.probe_engine)
+    ask = partial(_ask_database, engine, probe.engine)
     try:
-        revision, read_only = await loop.run_in_executor(request.app.state.probe_thread, ask)
+        revision, read_only = await loop.run_in_executor(probe.thread, ask)
     except DatabaseFileChanged as error:
         raise ServiceError(503, "database_file_changed", str(error)) from None
     except SQLAlchemyError as error:
@@ -81,7 +81,7 @@ async def ready(
         objective: {"version": version_id, "error": error}
         for objective, (version_id, error) in state.broken.items()
     }
-    if state.model is None:
+    if not state.models:
         if broken:
             listed = "; ".join(
                 f"{objective} version {b['version']}: {b['error']}"
@@ -93,8 +93,8 @@ async def ready(
     return {
         "status": "ready",
         "schema_revision": revision,
-        "model_version": state.model.version.id,
+        "model_version": state.roles.describing().version.id,
         "models": {objective: m.version.id for objective, m in state.models.items()},
-        "recommendations_from": state.recommending.version.id,
+        "recommendations_from": state.roles.recommending().version.id,
         "broken": broken,
     }

@@ -7,7 +7,6 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Engine
 
 from api.deps import ApiKeyDep, EngineDep, ModelDep, RatingModelDep, SettingsDep, StateDep
 from api.errors import ServiceError
@@ -22,12 +21,11 @@ from api.schemas import (
     Predictions,
     SimilarItems,
 )
-from recsys.collab.recommender import RatingPredictions, Recommender, Unknown
-from recsys.data.catalog import read_item, read_item_metadata, read_user_profiles
-from recsys.data.ratings import UnknownIdError
+from recsys.data.catalog import read_item
 from recsys.db.ingest import ingest
 from recsys.db.item_visibility import set_hidden
 from recsys.db.sources import IngestError, from_frame
+from recsys.serving.predictions import predict_ratings
 
 router = APIRouter(tags=["items"])
 
@@ -107,16 +105,9 @@ async def predictions(
     flagged `baseline: true`, or a 404 with `unknown: "error"`.
     """
     pairs = pd.DataFrame([p.model_dump() for p in body.pairs])
-    recommender = model.recommender
-    try:
-        if recommender.reads_metadata:
-            predicted = await run_in_threadpool(
-                _predict_with_metadata, recommender, pairs, engine, body.unknown
-            )
-        else:
-            predicted = recommender.predict_ratings(pairs, unknown=body.unknown)
-    except UnknownIdError as error:
-        raise ServiceError(404, f"unknown_{error.kind}", str(error)) from None
+    predicted = await run_in_threadpool(
+        predict_ratings, model.recommender, engine, pairs, body.unknown
+    )
     return {
         "model_version": model.version.id,
         "predictions": [
@@ -126,14 +117,3 @@ async def predictions(
             )
         ],
     }
-
-
-def _predict_with_metadata(
-    recommender: Recommender, pairs: pd.DataFrame, engine: Engine, unknown: Unknown
-) -> RatingPredictions:
-    """Ids the model never saw are scored from their rows in the database, if any."""
-    new_users = [u for u in pairs["user_id"].unique() if u not in recommender.user_map]
-    new_items = [i for i in pairs["item_id"].unique() if i not in recommender.item_map]
-    users = read_user_profiles(engine, new_users) if new_users else None
-    items = read_item_metadata(engine, new_items) if new_items else None
-    return recommender.predict_ratings(pairs, users=users, items=items, unknown=unknown)

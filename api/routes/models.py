@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import Engine
 
-from api.deps import ApiKeyDep, EngineDep
+from api.deps import ApiKeyDep, EngineDep, StateDep
 from api.errors import ServiceError
+from api.model_swaps import ServiceState
 from api.schemas import ModelVersionOut
 from recsys.jobs.model_versions import (
-    ActivationError,
     ModelVersion,
     activate,
     active_version,
@@ -43,26 +43,23 @@ def active(engine: EngineDep, objective: Objective = "rating") -> dict:
     return asdict(version)
 
 
-def _swap(request: Request, engine: Engine, change: Callable[[Engine], ModelVersion]) -> dict:
-    try:
-        version = change(engine)
-    except ActivationError as error:
-        status = 404 if "there is no model version" in str(error) else 409
-        code = "unknown_version" if status == 404 else "cannot_activate"
-        raise ServiceError(status, code, f"{error}; the active version is unchanged") from None
-    request.app.state.service.follow_registry(engine)  # this worker now; others poll
+def _swap(state: ServiceState, engine: Engine, change: Callable[[Engine], ModelVersion]) -> dict:
+    """Activate (or roll back), then serve it in this worker now; the others poll. An
+    ActivationError is answered by its class (api.errors)."""
+    version = change(engine)
+    state.follow_registry(engine)
     return asdict(version)
 
 
 @router.post("/models/{version_id}/activate", response_model=ModelVersionOut)
 def activate_version(
-    version_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, engine: EngineDep
+    version_id: Annotated[int, Path(ge=1, le=2**63 - 1)], state: StateDep, engine: EngineDep
 ) -> dict:
     """Serve this version for its objective from now on (its weights are checked first)."""
-    return _swap(request, engine, lambda e: activate(e, version_id))
+    return _swap(state, engine, lambda e: activate(e, version_id))
 
 
 @router.post("/models/rollback", response_model=ModelVersionOut)
-def rollback_version(request: Request, engine: EngineDep, objective: Objective = "rating") -> dict:
+def rollback_version(state: StateDep, engine: EngineDep, objective: Objective = "rating") -> dict:
     """Serve the newest ready version of the objective older than its active one."""
-    return _swap(request, engine, lambda e: rollback(e, objective))
+    return _swap(state, engine, lambda e: rollback(e, objective))

@@ -5,24 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
+from api.deps import TabularDep
 from api.errors import ServiceError
 from api.json_body import documented, json_body
-from api.model_files import ModelFile
 from api.schemas import TabularPredictions, TabularRequest, TabularSchema
 from recsys.tabular.processing import SchemaError
-from recsys.tabular.tabular_learner import TabularPredictor
 
 router = APIRouter(tags=["tabular"])
-
-
-async def get_tabular(request: Request) -> TabularPredictor:
-    holder: ModelFile[TabularPredictor] = request.app.state.tabular
-    return holder.get()
-
-
-TabularDep = Annotated[TabularPredictor, Depends(get_tabular)]
 
 
 @router.get("/tabular/schema", response_model=TabularSchema)

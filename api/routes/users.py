@@ -9,14 +9,12 @@ import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
+from api.deps import ApiKeyDep, EngineDep, RolesDep, SettingsDep
 from api.errors import ServiceError
 from api.schemas import PathId, SimilarUsers, UserProfile, UserProfileOut
 from recsys.data.catalog import read_user_profiles
-from recsys.data.ratings import UnknownIdError
 from recsys.db.ingest import ingest
 from recsys.db.sources import IngestError, from_frame
-from recsys.models.scorer import CapabilityError
 
 router = APIRouter(tags=["users"])
 
@@ -50,37 +48,21 @@ async def get_user(user_id: PathId, engine: EngineDep) -> dict:
 
 @router.get("/users/{user_id}/similar", response_model=SimilarUsers, dependencies=[ApiKeyDep])
 def similar_users(
-    user_id: PathId, state: StateDep, n: Annotated[int, Query(ge=1, le=500)] = 10
+    user_id: PathId, roles: RolesDep, n: Annotated[int, Query(ge=1, le=500)] = 10
 ) -> dict:
     """The users nearest to this one by cosine similarity of their vectors, from the
     recommending model, or the rating model when that one has no user vectors (EASE
     has none). Other users' ids are behavioural data: the API key, when set."""
-    recommending, rating = state.recommending, state.models.get("rating")
-    models = [
-        m for m in (recommending, rating if rating is not recommending else None) if m is not None
-    ]
-    if not models:
-        raise ServiceError(503, "no_model", "no model is active yet: run `recsys train`")
-    for model in models:
-        try:
-            frame = model.recommender.similar_users(user_id, n)
-        except CapabilityError:
-            continue
-        except UnknownIdError as error:
-            raise ServiceError(404, "unknown_user", str(error)) from None
-        return {
-            "user_id": user_id,
-            "model_version": model.version.id,
-            "users": [
-                {"user_id": str(u), "score": float(s)}
-                for u, s in zip(frame["user_id"], frame["score"], strict=True)
-            ],
-        }
-    raise ServiceError(
-        409,
-        "no_user_vectors",
-        "no active model has user vectors (EASE has none): train a dot or nn model",
-    )
+    model = roles.user_vectors()
+    frame = model.recommender.similar_users(user_id, n)
+    return {
+        "user_id": user_id,
+        "model_version": model.version.id,
+        "users": [
+            {"user_id": str(u), "score": float(s)}
+            for u, s in zip(frame["user_id"], frame["score"], strict=True)
+        ],
+    }
 
 
 def _fields(row: pd.Series) -> dict:

@@ -5,26 +5,17 @@ from __future__ import annotations
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from PIL import Image, UnidentifiedImageError
 
-from api.deps import SettingsDep
+from api.deps import SettingsDep, VisionDep
 from api.errors import ServiceError
-from api.model_files import ModelFile
 from api.schemas import VisionPrediction
 from recsys.vision.vision_learner import ImagePredictor
 
 router = APIRouter(tags=["vision"])
 READ_CHUNK = 1 << 16
-
-
-async def get_vision(request: Request) -> ImagePredictor:
-    holder: ModelFile[ImagePredictor] = request.app.state.vision
-    return holder.get()
-
-
-VisionDep = Annotated[ImagePredictor, Depends(get_vision)]
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:

@@ -14,18 +14,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsys.collab.recommender import Recommender
+from recsys.data.catalog import ItemCatalog, UnknownGenreError
 from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, is_busy, make_engine
 from recsys.db.migrate import current_revision, head_revision
 from recsys.interpret.embeddings import AmbiguousItemError, resolve_item
-from recsys.jobs.model_versions import (
-    active_version,
-    get_version,
-    load_version,
-    recommending_version,
-)
+from recsys.jobs.model_versions import ActivationError, get_version
+from recsys.models.scorer import CapabilityError
+from recsys.serving.loading import ServedVersion, load_active, load_version
+from recsys.serving.roles import ModelRoles, ModelUnavailableError, NoModelError
 from recsys.settings import get_settings
+
+# The library's refusals, said in one line by every command (the API answers each with
+# its status: api.errors).
+LIBRARY_ERRORS = (
+    UnknownIdError,
+    UnknownGenreError,
+    NoModelError,
+    ModelUnavailableError,
+    CapabilityError,
+    ActivationError,
+)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -53,6 +62,8 @@ def database() -> Iterator[Engine]:
                 "written: run this again when it has finished"
             ) from None
         raise fail(f"database {url}: {error.__class__.__name__}: {error.orig or error}") from None
+    except LIBRARY_ERRORS as error:
+        raise fail(str(error)) from None
     except OSError as error:  # a file: full disk, no permission, gone
         where = f" ({error.filename})" if error.filename else ""
         raise fail(f"{error.strerror or error}{where}; nothing half-written was kept") from None
@@ -96,26 +107,18 @@ ObjectiveOption = Annotated[
 ]
 
 
-def served_recommender(
-    engine: Engine, version_id: int | None = None, recommending: bool = False
-) -> Recommender:
-    """Model version ``version_id`` — by default the active rating version, or with
-    ``recommending`` the one that answers recommendations (the active ranking version,
-    else the rating one) — loaded as the service loads it: every rating in the database
-    counts as seen."""
-    if version_id is not None:
-        version = get_version(engine, version_id)
-    elif recommending:
-        version = recommending_version(engine, get_settings().recommend_with)
-    else:
-        version = active_version(engine, "rating")
+def load_roles(engine: Engine, version_id: int | None = None) -> ModelRoles[ServedVersion]:
+    """The models to answer from, in their roles (recsys.serving.roles), loaded as the
+    service loads them: the active versions, or only version ``version_id`` (in every
+    role it can play)."""
+    if version_id is None:
+        return load_active(engine, get_settings().recommend_with)
+    version = get_version(engine, version_id)
     if version is None or version.artifact_path is None:
-        if version_id is not None:
-            which = f"no ready model version {version_id}"
-        else:
-            which = f"no {'' if recommending else 'rating '}model version is active"
-        raise fail(f"{which}: run `recsys train` first")
-    return load_version(engine, version)
+        raise fail(f"no ready model version {version_id}: run `recsys train` first")
+    catalog = ItemCatalog.from_database(engine)
+    served = ServedVersion(version, load_version(engine, version), catalog)
+    return ModelRoles({version.objective: served})
 
 
 VersionOption = Annotated[

@@ -12,12 +12,12 @@ from sqlalchemy import Engine, func, select
 from recsys.cli.console import (
     database,
     fail,
+    load_roles,
     out,
     progress_bar,
     require_schema,
-    served_recommender,
 )
-from recsys.cli.recommend_command import print_recommendations
+from recsys.cli.recommend_command import print_answer
 from recsys.cli.serve_command import serve
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
@@ -28,6 +28,7 @@ from recsys.db.tables import items, ratings, users
 from recsys.db.validate import check_rating_range
 from recsys.jobs.model_versions import active_version
 from recsys.jobs.training_job import TrainConfig, train_and_register
+from recsys.serving.answers import Page, answer_for_user
 from recsys.settings import get_settings
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -202,8 +203,9 @@ def quickstart(
                 f"model version {result.version_id} is active",
                 highlight=False,
             )
-        recommender = served_recommender(engine, recommending=True)
-        print_recommendations(engine, recommender, recommender.user_map.ids[0], 5)
+        roles = load_roles(engine)
+        first = str(roles.recommending().recommender.user_map.ids[0])
+        print_answer(answer_for_user(roles, engine, first, Page(5)), first, 5)
     if serve_api:
         out.print(
             f"serving on http://{host}:{port} (explorer: /explorer, API docs: /docs); Ctrl-C stops",

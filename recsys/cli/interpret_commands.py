@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -11,16 +12,16 @@ from recsys.cli.console import (
     VersionOption,
     database,
     fail,
+    load_roles,
     out,
     print_frame,
     resolve_item_query,
-    served_recommender,
 )
 from recsys.data.catalog import read_item_catalog, read_user_ratings, read_user_stats
 from recsys.data.ratings import UnknownIdError
 from recsys.interpret.embeddings import bias_ranking, item_pca, with_catalog
 from recsys.interpret.plots import plot_biases, plot_item_map
-from recsys.models.scorer import CapabilityError
+from recsys.models.scorer import CapabilityError, NoRatingScaleError
 
 interpret_app = typer.Typer(help="What a trained model learned.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def interpret_biases(
 ) -> None:
     """Items everyone rates above (or below) what their taste vectors predict."""
     with database() as engine:
-        recommender = served_recommender(engine, version)
+        recommender = load_roles(engine, version).describing().recommender
         catalog = read_item_catalog(engine)
         user_stats = read_user_stats(engine) if users_too else None
     try:
@@ -67,7 +68,7 @@ def interpret_pca(
 ) -> None:
     """Principal components of the item embeddings, and the items at both ends of each."""
     with database() as engine:
-        recommender = served_recommender(engine, version)
+        recommender = load_roles(engine, version).describing().recommender
         catalog = read_item_catalog(engine)
     try:
         item_map = item_pca(recommender, catalog, components, min_ratings)
@@ -103,7 +104,7 @@ def similar(
 ) -> None:
     """Items nearest to ITEM by cosine similarity of their embeddings."""
     with database() as engine:
-        recommender = served_recommender(engine, version)
+        recommender = load_roles(engine, version).describing().recommender
         catalog = read_item_catalog(engine)
     item_id = resolve_item_query(catalog, item)
     try:
@@ -122,7 +123,7 @@ def explain(
 ) -> None:
     """Why ITEM suits USER_ID: the user's liked items most similar to it."""
     with database() as engine:
-        recommender = served_recommender(engine, version)
+        recommender = load_roles(engine, version).describing().recommender
         catalog = read_item_catalog(engine)
         user_ratings = read_user_ratings(engine, user_id)
     item_id = resolve_item_query(catalog, item)
@@ -130,16 +131,15 @@ def explain(
         raise fail(f"unknown user id {user_id!r}")
     try:
         reasons = recommender.explain(user_id, item_id, n)
-        score = recommender.predict(pd.DataFrame({"user_id": [user_id], "item_id": [item_id]}))[0]
     except UnknownIdError:
         raise fail(_not_in_model(item_id)) from None
-    except CapabilityError as error:
-        raise fail(str(error)) from None
+    predicted = ""
+    with contextlib.suppress(NoRatingScaleError):  # a ranking model explains, not rates
+        pair = pd.DataFrame({"user_id": [user_id], "item_id": [item_id]})
+        predicted = f": predicted {recommender.predict(pair)[0]:.2f}"
     rated = user_ratings.astype({"item_id": str})[["item_id", "rating"]]
     reasons = with_catalog(reasons.astype({"item_id": str}).merge(rated, on="item_id"), catalog)
-    out.print(
-        f"{_title(catalog, item_id)} for user {user_id}: predicted {score:.2f}", highlight=False
-    )
+    out.print(f"{_title(catalog, item_id)} for user {user_id}{predicted}", highlight=False)
     if reasons.empty:
         out.print("the user has no liked items the model knows", highlight=False)
     else:

@@ -8,7 +8,7 @@ only, and every ranked answer goes through the one :func:`~recsys.collab.top_k.t
 Which items count as a user's "seen" ones is decided by its
 :class:`~recsys.collab.interactions.Interactions`: the training ratings for a
 recommender built from a learner, every rating in the database for one loaded
-for serving (:func:`recsys.jobs.model_versions.load_version`); feedback added
+for serving (:func:`recsys.serving.loading.load_version`); feedback added
 with :meth:`Recommender.add_feedback` counts from the next call.
 """
 
@@ -34,7 +34,12 @@ from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
 from recsys.db.identity import check_identity
-from recsys.models.scorer import CollabScorer, NoMetadataError, NoRatingScaleError
+from recsys.models.scorer import (
+    CapabilityError,
+    CollabScorer,
+    NoMetadataError,
+    NoRatingScaleError,
+)
 
 Allowed = Iterable[object] | torch.Tensor | None
 FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
@@ -110,6 +115,15 @@ class Recommender:
         other = copy.copy(self)
         other.seen = seen
         return other
+
+    @property
+    def has_user_vectors(self) -> bool:
+        """Whether users can be compared with each other (EASE has no user vectors)."""
+        try:
+            self.model.user_embeddings()
+        except CapabilityError:
+            return False
+        return True
 
     @property
     def reads_metadata(self) -> bool:
@@ -272,11 +286,13 @@ class Recommender:
         exclude: Iterable[object] = (),
         allowed: Allowed = None,
         offset: int = 0,
+        exclude_seen: bool = True,
     ) -> TopItems:
         """Top-``n`` for a user the model never saw, from their ratings (``item_id``,
         ``rating``): their vector is folded in against the fixed model (see
-        ``CollabScorer.fold_in``); the rated items are left out, and so is ``exclude``.
-        Items the model does not know are ignored; with none it knows, UnknownIdError."""
+        ``CollabScorer.fold_in``); the rated items are left out (unless not
+        ``exclude_seen``), and so is ``exclude``. Items the model does not know are
+        ignored; with none it knows, UnknownIdError."""
         known = ratings[ratings["item_id"].isin(self.item_map.ids)]
         if known.empty:
             raise UnknownIdError("item", ratings["item_id"].iloc[0] if len(ratings) else None)
@@ -295,7 +311,8 @@ class Recommender:
                 self._folded[key] = scores
                 while len(self._folded) > FOLD_IN_CACHE:
                     self._folded.popitem(last=False)
-        return self._ranked(scores[None].clone(), n, [indices], exclude, allowed, offset)[0]
+        rated = [indices] if exclude_seen else None
+        return self._ranked(scores[None].clone(), n, rated, exclude, allowed, offset)[0]
 
     # -- ratings ---------------------------------------------------------------------------
     def predict(

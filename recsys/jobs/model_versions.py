@@ -20,16 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsys.collab.ann_index import ItemIndex, index_path
-from recsys.collab.interactions import Interactions, RatingsSnapshot
-from recsys.collab.recommender import Recommender, load_recommender
+from recsys.collab.recommender import load_recommender
 from recsys.db.engine import write_transaction
 from recsys.db.identity import read_identity
-from recsys.db.item_visibility import read_hidden
 from recsys.db.tables import model_versions
 
 
@@ -184,15 +180,6 @@ def recommending_objectives(recommend_with: str = "ranking") -> tuple[str, str]:
     return ("ranking", "rating") if recommend_with == "ranking" else ("rating", "ranking")
 
 
-def recommending_version(engine: Engine, recommend_with: str = "ranking") -> ModelVersion | None:
-    """The active version that answers recommendations (see recommending_objectives)."""
-    for objective in recommending_objectives(recommend_with):
-        version = active_version(engine, objective)
-        if version is not None:
-            return version
-    return None
-
-
 def _deactivate(connection: Connection, version_id: int) -> None:
     """Deactivate the active version of ``version_id``'s objective (before activating it).
 
@@ -227,17 +214,26 @@ class ActivationError(ValueError):
     """A version that cannot be served: unknown, not ready, or its weights do not load."""
 
 
+class NoSuchVersionError(ActivationError):
+    """There is no model version of that id."""
+
+
+class CannotActivateError(ActivationError):
+    """The version exists but cannot be served: not ready, its weights do not load, or
+    nothing earlier to roll back to."""
+
+
 def check_artifact(engine: Engine, version: ModelVersion) -> None:
     """Refuse a version whose weights file is missing, does not load, or was trained on
     another database."""
     if version.status != "ready" or version.artifact_path is None:
-        raise ActivationError(f"model version {version.id} is {version.status}, not ready")
+        raise CannotActivateError(f"model version {version.id} is {version.status}, not ready")
     try:
         load_recommender(version.artifact_path, database=read_identity(engine))
     except SQLAlchemyError:
         raise
     except Exception as error:  # torch raises many types for a damaged file
-        raise ActivationError(
+        raise CannotActivateError(
             f"model version {version.id}: its weights at {version.artifact_path} do not load "
             f"({type(error).__name__}: {error})"
         ) from error
@@ -248,7 +244,7 @@ def activate(engine: Engine, version_id: int) -> ModelVersion:
     weights load."""
     version = get_version(engine, version_id)
     if version is None:
-        raise ActivationError(f"there is no model version {version_id}")
+        raise NoSuchVersionError(f"there is no model version {version_id}")
     check_artifact(engine, version)
     with write_transaction(engine) as connection:
         _deactivate(connection, version_id)
@@ -261,7 +257,7 @@ def activate(engine: Engine, version_id: int) -> ModelVersion:
 def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:
     """Activate the newest ready version of ``objective`` older than its active one."""
     if objective not in OBJECTIVES:
-        raise ActivationError(f"objective must be rating or ranking, not {objective!r}")
+        raise CannotActivateError(f"objective must be rating or ranking, not {objective!r}")
     current = active_version(engine, objective)
     candidates = [
         v
@@ -271,7 +267,7 @@ def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:
         and (current is None or v.id < current.id)
     ]
     if not candidates:
-        raise ActivationError(f"there is no earlier ready {objective} version to roll back to")
+        raise CannotActivateError(f"there is no earlier ready {objective} version to roll back to")
     return activate(engine, candidates[0].id)
 
 
@@ -323,27 +319,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: it exists
         return True
     return True
-
-
-def load_version(
-    engine: Engine,
-    version: ModelVersion,
-    device: str | torch.device = "cpu",
-    ratings: RatingsSnapshot | None = None,
-) -> Recommender:
-    """The version as a Recommender for serving: its seen items are every rating the
-    database holds for its users, not only the ones it was trained on (``ratings``: a
-    snapshot already read, shared by the models loaded together), and hidden items are
-    never answered."""
-    if version.artifact_path is None:
-        raise ActivationError(f"model version {version.id} is {version.status}, not ready")
-    recommender = load_recommender(version.artifact_path, device, read_identity(engine))
-    snapshot = ratings if ratings is not None else RatingsSnapshot.read(engine)
-    served = recommender.with_seen(
-        Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)
-    )
-    served.hide(read_hidden(engine))
-    index = index_path(version.artifact_path)
-    if index.exists():  # built by the training job for a big catalog
-        served.use_index(ItemIndex.load(index))
-    return served

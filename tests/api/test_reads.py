@@ -61,7 +61,7 @@ def test_genre_filters_kept_per_model_are_bounded(
     answers = [
         ids(client.get(url, params=[*ALL.items(), *(("genre", g) for g in s)])) for s in sets
     ]
-    kept = client.app.state.service.recommending._genre_masks  # type: ignore[attr-defined]
+    kept = client.app.state.service.roles.recommending()._genre_masks  # type: ignore[attr-defined]
     assert len(kept) == 2
     assert answers[-1] == answers[0]  # built again, the same
     assert len(answers[3]) == 20

@@ -53,8 +53,8 @@ def test_unknown_users_get_404_or_the_popular_fallback(client: TestClient) -> No
     assert missing.status_code == 404
     assert missing.json()["error"] == {
         "code": "unknown_user",
-        "message": "unknown user id 'stranger': the model has no ratings of theirs; "
-        "pass fallback=popular for the most popular items",
+        "message": "unknown user id 'stranger': the model has no ratings of theirs; ask for "
+        "the popular fallback (fallback=popular, --fallback popular) for the most popular items",
     }
     fallback = client.get("/users/stranger/recommendations", params={"fallback": "popular", "n": 4})
     assert fallback.status_code == 200

@@ -119,7 +119,7 @@ def test_commands_say_when_no_model_was_trained(cli_env: str) -> None:
     upgrade(cli_env)
     result = runner.invoke(app, ["interpret", "biases"])
     assert result.exit_code == 1
-    assert "no rating model version is active: run `recsys train` first" in result.output
+    assert "no model is active yet: run `recsys train`" in result.output
 
 
 def test_ranking_models_train_list_and_roll_back_by_objective(trained_database: str) -> None:

@@ -25,7 +25,7 @@ def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: P
     engine = make_engine(cli_env)
     # The five films printed for user 1 are films they have not rated (the model was
     # trained on 80% of their ratings; the other 20% must not come back either).
-    printed = result.output.split("top 5 for user 1:")[1]
+    printed = re.split(r"top 5 for user 1 \(model version \d+\):", result.output)[1]
     top = re.findall(r"^\s*[-\d.]+\s+(\d+)\s", printed, re.MULTILINE)
     assert len(top) == 5
     assert not set(top) & set(read_user_ratings(engine, "1")["item_id"])

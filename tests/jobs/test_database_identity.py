@@ -11,7 +11,8 @@ from recsys.db.engine import make_engine, write_transaction
 from recsys.db.identity import ForeignArtifactError, read_identity
 from recsys.db.migrate import upgrade
 from recsys.db.tables import model_versions
-from recsys.jobs.model_versions import ActivationError, activate, get_version, load_version
+from recsys.jobs.model_versions import ActivationError, activate, get_version
+from recsys.serving.loading import load_version
 from tests.servers import ranking_version
 
 

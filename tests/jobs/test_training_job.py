@@ -317,7 +317,7 @@ def test_big_catalogs_get_an_index_beside_the_artifact_that_serving_uses(
     engine: Engine, tmp_path: Path
 ) -> None:
     from recsys.collab.ann_index import index_path
-    from recsys.jobs.model_versions import load_version
+    from recsys.serving.loading import load_version
 
     load_taste_groups(engine)
     small = replace(SMALL, objective="ranking")
