@@ -17,7 +17,14 @@ from api.recommendation_json import recommendations_response
 from api.schemas import PathId, PopularItem, QueryId, Recommendations, SessionRequest
 from api.served_model import ServedModel
 from recsys.collab.recommender import TopItems
-from recsys.serving.answers import Answer, Fallback, Page, answer_for_user, knows
+from recsys.serving.answers import (
+    Answer,
+    Fallback,
+    Page,
+    answer_for_user,
+    knows,
+    popular_items,
+)
 
 router = APIRouter(tags=["recommendations"])
 
@@ -149,7 +156,7 @@ def popular_rows(frame: pd.DataFrame) -> list[dict]:
 
 
 @router.get("/popular", response_model=list[PopularItem])
-def popular_items(
+def popular(
     model: ModelDep,
     n: HowMany = 10,
     offset: Offset = 0,
@@ -159,4 +166,4 @@ def popular_items(
     """The most-rated items: what to show someone the model knows nothing about.
 
     Precomputed order and genre masks; in a worker thread, off the event loop."""
-    return popular_rows(model.catalog.popular(n, genre or (), exclude or (), offset))
+    return popular_rows(popular_items(model.catalog, Page(n, offset, genre or (), exclude or ())))

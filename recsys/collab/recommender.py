@@ -68,6 +68,23 @@ class TopItems:
         return pd.DataFrame({"item_id": self.item_ids, "score": self.scores})
 
 
+@dataclass(frozen=True)
+class HiddenItems:
+    """The items never answered: a mask of the visible ones (None: all are) and how many
+    are hidden, replaced together in one assignment (a request sees the old or the new)."""
+
+    visible: torch.Tensor | None = None
+    count: int = 0
+
+    @classmethod
+    def of(cls, indices: np.ndarray, n_items: int, device: torch.device) -> HiddenItems:
+        if len(indices) == 0:
+            return cls()
+        visible = torch.ones(n_items, dtype=torch.bool, device=device)
+        visible[torch.from_numpy(indices).to(device)] = False
+        return cls(visible, int(n_items - visible.sum()))
+
+
 class Recommender:
     """Predict ratings, recommend, find similar items and users, explain; in external ids.
 
@@ -95,9 +112,8 @@ class Recommender:
     ) -> None:
         self.model = model.eval()
         self.baseline = baseline
-        self.visible: torch.Tensor | None = None  # None: no item is hidden (see hide)
+        self.hidden = HiddenItems()  # see hide
         self.item_index: ItemIndex | None = None  # approximate search (see use_index)
-        self._hidden_indices = np.empty(0, dtype=np.int64)
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
@@ -162,44 +178,36 @@ class Recommender:
         exclude: Iterable[object],
         offset: int,
     ) -> list[TopItems] | None:
-        """The ranking rules of :meth:`_ranked` on the index's candidates: each scored
-        exactly, seen / excluded / hidden ones removed, best ``n`` from ``offset``. None
-        when a user's candidates run out (the caller searches exactly)."""
+        """The index's candidates for each user, scored exactly and ranked by
+        :meth:`_ranked` (the same rules as every answer); None when a user's eligible
+        candidates run out before the page is full (the caller searches exactly)."""
         assert self.item_index is not None
-        blocked = np.union1d(self._known_items(exclude), self._hidden_indices)
-        empty = np.empty(0, dtype=np.int64)
-        seen = [self.seen.seen(int(u)) if exclude_seen else empty for u in users]
+        exclude = list(exclude)
+        seen = [self.seen.seen(int(u)) for u in users] if exclude_seen else None
         wanted = n + offset
         # Over-fetch: candidates are scored exactly, and the search misses a few.
-        k = min(
-            len(self.item_map), max(OVER_FETCH * wanted, 100) + max(map(len, seen)) + len(blocked)
-        )
+        left_out = max(map(len, seen or [[]])) + len(exclude) + self.hidden.count
+        k = min(len(self.item_map), max(OVER_FETCH * wanted, 100) + left_out)
         device_users = torch.from_numpy(users).to(self.device)
         queries = self.model.user_search_vectors(device_users).cpu().numpy()
-        answers = []
-        for row, found in enumerate(self.item_index.search(queries, k)):
-            found = found[found >= 0]
-            found = found[~np.isin(found, blocked) & ~np.isin(found, seen[row])]
-            if len(found) < wanted and k < len(self.item_map):
-                return None
-            user = device_users[row].expand(len(found))
-            scores = self.model.score_pairs(user, torch.from_numpy(found).to(self.device))
-            scores = scores.float().cpu().numpy()
-            order = np.argsort(-scores, kind="stable")[offset:wanted]
-            answers.append(TopItems(self.item_map.ids[found[order]], scores[order], found[order]))
+        candidates = self.item_index.search(queries, k)
+        scores = torch.full(candidates.shape, -torch.inf, device=self.device)
+        for row, found in enumerate(candidates):
+            real = np.flatnonzero(found >= 0)
+            user = device_users[row].expand(len(real))
+            items = torch.from_numpy(found[real]).to(self.device)
+            scores[row, torch.from_numpy(real).to(self.device)] = self.model.score_pairs(
+                user, items
+            ).float()
+        answers = self._ranked(scores, n, seen, exclude, None, offset, candidates)
+        if k < len(self.item_map) and any(len(top.indices) < n for top in answers):
+            return None
         return answers
 
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are never recommended or offered as similar (ids
         the model does not know are ignored): discontinued products, takedowns."""
-        indices = self._known_items(item_ids)
-        self._hidden_indices = indices
-        if len(indices) == 0:
-            self.visible = None
-            return
-        visible = torch.ones(len(self.item_map), dtype=torch.bool, device=self.device)
-        visible[indices] = False
-        self.visible = visible  # one assignment: a request sees the old mask or the new
+        self.hidden = HiddenItems.of(self._known_items(item_ids), len(self.item_map), self.device)
 
     def _ranked(
         self,
@@ -209,12 +217,16 @@ class Recommender:
         exclude: Iterable[object],
         allowed: Allowed,
         offset: int = 0,
+        candidates: np.ndarray | None = None,
     ) -> list[TopItems]:
-        """The one ranking path: best ``n`` from place ``offset`` on, never a hidden item."""
-        mask, visible = self.item_mask(allowed), self.visible  # built once per hide()
+        """The one ranking path: best ``n`` from place ``offset`` on, never a hidden item;
+        ``scores`` of every item, or of per-row ``candidates`` (see top_k)."""
+        mask, visible = self.item_mask(allowed), self.hidden.visible  # built once per hide()
         if visible is not None:
             mask = visible if mask is None else mask & visible
-        values, indices = top_k(scores, n + offset, exclude_rows, self._known_items(exclude), mask)
+        values, indices = top_k(
+            scores, n + offset, exclude_rows, self._known_items(exclude), mask, candidates
+        )
         return [
             TopItems(self.item_map.ids[rows[offset:]], values_row[offset:], rows[offset:])
             for rows, values_row in finite_rows(values, indices)

@@ -1,9 +1,10 @@
 """The one top-k routine: best-scored items per row, after exclusions and a candidate mask.
 
-Every ranked answer goes through :func:`top_k` — recommendations, similar items
-and users, evaluation — so "left out" means the same thing everywhere: the
-masks are applied to the scores *before* the cut, so a user asking for 10 items
-gets 10 items they may see whenever that many exist.
+Every ranked answer goes through :func:`top_k` — recommendations (exact or from the
+approximate index's candidates), similar items and users, the popular list,
+evaluation — so "left out" means the same thing everywhere: the masks are applied to
+the scores *before* the cut, so a user asking for 10 items gets 10 items they may see
+whenever that many exist.
 """
 
 from __future__ import annotations
@@ -20,19 +21,26 @@ def top_k(
     exclude_rows: Sequence[np.ndarray] | None = None,
     exclude: np.ndarray | None = None,
     allowed: torch.Tensor | None = None,
+    candidates: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best columns of each row of ``scores`` (B, n): (values, indices), each (B, k').
+    """The ``k`` best items of each row of ``scores``: (values, item indices), each (B, k').
 
     Args:
-        scores: may be modified in place (pass a copy to keep it).
-        k: how many; k' = min(k, n).
-        exclude_rows: per row, the column indices it must not return (a user's seen items).
-        exclude: column indices no row may return.
-        allowed: a bool mask (n,) of the columns that may be returned.
+        scores: (B, n) a score per item; or, with ``candidates``, (B, m) a score per
+            candidate. May be modified in place (pass a copy to keep it).
+        k: how many; k' = min(k, n) (or m).
+        exclude_rows: per row, the items it must not return (a user's seen items).
+        exclude: items no row may return.
+        allowed: a bool mask (n_items,) of the items that may be returned.
+        candidates: (B, m) the item of each column of ``scores``, per row (-1: none) —
+            the approximate index's candidates, scored exactly. The same rules apply to
+            their items, and the indices returned are items.
 
-    Masked columns score -inf; a row with fewer than k eligible columns has -inf
-    values at its end — :func:`finite_rows` drops them.
+    Masked entries score -inf; a row with fewer than k eligible items has -inf values
+    at its end — :func:`finite_rows` drops them.
     """
+    if candidates is not None:
+        return _top_k_of_candidates(scores, k, exclude_rows, exclude, allowed, candidates)
     scores = scores.contiguous()
     n_columns = scores.shape[1]
     if allowed is not None:
@@ -50,6 +58,31 @@ def top_k(
             positions = torch.from_numpy(flat).to(scores.device)
             scores.view(-1).index_fill_(0, positions, -torch.inf)
     return torch.topk(scores, min(k, n_columns), dim=1)
+
+
+def _top_k_of_candidates(
+    scores: torch.Tensor,
+    k: int,
+    exclude_rows: Sequence[np.ndarray] | None,
+    exclude: np.ndarray | None,
+    allowed: torch.Tensor | None,
+    candidates: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`top_k`'s rules on per-row candidate items (see its ``candidates``)."""
+    blocked = candidates < 0
+    if allowed is not None:
+        blocked |= ~allowed.cpu().numpy()[np.maximum(candidates, 0)]
+    if exclude is not None and len(exclude):
+        blocked |= np.isin(candidates, exclude)
+    if exclude_rows is not None:
+        for row, excluded in enumerate(exclude_rows):
+            if len(excluded):
+                blocked[row] |= np.isin(candidates[row], excluded)
+    scores = scores.contiguous()
+    scores.masked_fill_(torch.from_numpy(blocked).to(scores.device), -torch.inf)
+    values, positions = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    items = torch.gather(torch.from_numpy(candidates).to(scores.device), 1, positions)
+    return values, items
 
 
 def finite_rows(values: torch.Tensor, indices: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -150,10 +150,12 @@ class ItemCatalog:
             for genre in genres:
                 self.genre_names.setdefault(genre.lower(), genre)
         order = frame.sort_values(["n_ratings", "mean_rating"], ascending=False, kind="stable")
-        self._popular = order.reset_index(drop=True)
-        self._popular_ids = self._popular["item_id"].to_numpy(dtype=object)
+        # Most rated first (ties: higher mean rating): the popular list's order, which
+        # recsys.serving.answers ranks through the one top_k.
+        self.by_popularity = order.reset_index(drop=True)
+        self._popular_index = pd.Index(self.by_popularity["item_id"])
         self._popular_genres = {
-            key: np.array([name in g for g in self._popular["genres"]], dtype=bool)
+            key: np.array([name in g for g in self.by_popularity["genres"]], dtype=bool)
             for key, name in self.genre_names.items()
         }
         hidden = frame["item_id"][frame["hidden"]] if "hidden" in frame else []
@@ -162,7 +164,22 @@ class ItemCatalog:
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are hidden: never listed as popular."""
         self.hidden = frozenset(str(i) for i in item_ids)
-        self._popular_visible = ~pd.Index(self._popular_ids).isin(list(self.hidden))
+        self._popular_visible = ~self._popular_index.isin(list(self.hidden))
+
+    def popular_mask(self, genres: Sequence[str] = ()) -> np.ndarray:
+        """Over ``by_popularity``: the items that may be listed (not hidden, of any of
+        ``genres`` when given)."""
+        keep = self._popular_visible.copy()
+        if genres:
+            keep &= np.logical_or.reduce(
+                [self._popular_genres[self.genre(genre).lower()] for genre in genres]
+            )
+        return keep
+
+    def popular_positions(self, item_ids: Iterable[object]) -> np.ndarray:
+        """Where ``item_ids`` stand in ``by_popularity`` (ids not in the catalog skipped)."""
+        positions = self._popular_index.get_indexer([str(i) for i in item_ids])
+        return positions[positions >= 0].astype(np.int64)
 
     @classmethod
     def from_database(cls, engine: Engine) -> ItemCatalog:
@@ -197,23 +214,3 @@ class ItemCatalog:
     def title(self, item_id: object) -> str | None:
         value = self.frame["title"].get(str(item_id))
         return value if isinstance(value, str) else None
-
-    def popular(
-        self,
-        n: int,
-        genres: Sequence[str] = (),
-        exclude: Iterable[object] = (),
-        offset: int = 0,
-    ) -> pd.DataFrame:
-        """The most-rated items (ties: higher mean rating), of any of ``genres`` (all when
-        empty), without the ``exclude`` ids and hidden items, from place ``offset`` on,
-        ``n`` of them: item_id, title, genres, n_ratings, mean_rating."""
-        keep = self._popular_visible.copy()
-        if genres:
-            keep &= np.logical_or.reduce(
-                [self._popular_genres[self.genre(genre).lower()] for genre in genres]
-            )
-        excluded = [str(i) for i in exclude]
-        if excluded:
-            keep &= ~pd.Index(self._popular_ids).isin(excluded)
-        return self._popular[keep].iloc[offset : offset + n].reset_index(drop=True)

@@ -6,7 +6,7 @@ notebook alike.
   vector folded in from those ratings (``fold_in``);
 - otherwise, with a model that reads metadata active and a profile stored for them:
   that model's answer for the profile (``metadata``);
-- otherwise, when asked for: the most rated items (``popular``);
+- otherwise, when asked for: the most rated items (``popular``, :func:`popular_items`);
 - otherwise UnknownUserError.
 
 ``exclude_seen`` leaves out what the user rated on every path; ``page`` says which part of
@@ -16,7 +16,7 @@ the list (``n`` from ``offset``), which genres (any of) and which items to leave
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, Literal, Protocol, TypeVar
 
 import pandas as pd
@@ -24,6 +24,7 @@ import torch
 from sqlalchemy import Engine
 
 from recsys.collab.recommender import TopItems
+from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.catalog import ItemCatalog, read_user_profiles, read_user_ratings
 from recsys.data.ratings import UnknownIdError
 from recsys.serving.roles import ModelRoles, Served
@@ -114,9 +115,25 @@ def answer_for_user(
         )
         return Answer(describing, "metadata", top)
     if fallback == "popular":
-        rows = served.catalog.popular(page.n, page.genres, sorted(left_out), page.offset)
+        rows = popular_items(served.catalog, replace(page, exclude=sorted(left_out)))
         return Answer(served, "popular", popular=rows)
     raise UnknownUserError(user_id)
+
+
+def popular_items(catalog: ItemCatalog, page: Page) -> pd.DataFrame:
+    """The most rated items, catalog items no model saw included (``by_popularity``: item_id,
+    title, genres, n_ratings, mean_rating), ranked by the one top_k like every answer:
+    their popularity order as scores, genres and hidden items as its mask, ``page.exclude``
+    as its exclusions, ``page.offset`` and ``page.n`` as its page."""
+    ordered = catalog.by_popularity
+    if ordered.empty:
+        return ordered
+    scores = torch.arange(len(ordered), 0, -1, dtype=torch.float32)[None]
+    allowed = torch.from_numpy(catalog.popular_mask(page.genres))
+    excluded = catalog.popular_positions(page.exclude)
+    values, positions = top_k(scores, page.offset + page.n, None, excluded, allowed)
+    ((rows, _),) = finite_rows(values, positions)
+    return ordered.iloc[rows[page.offset :]].reset_index(drop=True)
 
 
 def _profile(engine: Engine, user_id: str) -> dict[str, object] | None:

@@ -8,6 +8,7 @@ behave the same whichever model is underneath.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,12 +19,13 @@ import torch
 
 from recsys import CollabData, collab_learner, load_recommender
 from recsys.collab import CollabLearner, Recommender
+from recsys.collab.ann_index import ItemIndex
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import Interactions
 from recsys.collab.ranking import ranking_learner
 from recsys.data.ratings import IdMap, UnknownIdError
 from recsys.models import DotProductBias, DotProductBiasConfig
-from recsys.models.scorer import NoRatingScaleError
+from recsys.models.scorer import CapabilityError, NoRatingScaleError
 from tests.factories import taste_groups_with_unrated, taste_metadata
 
 TRAIN, HELD_OUT = taste_groups_with_unrated()
@@ -106,6 +108,46 @@ def test_seen_items_never_come_back(recommender: Recommender) -> None:
         assert not set(top["item_id"]) & RATED[user]
         assert len(top) == 20 - len(RATED[user])  # every unseen item, nothing more
         assert list(top["score"]) == sorted(top["score"], reverse=True)
+
+
+@pytest.fixture(scope="module")
+def approximate(learner: CollabLearner) -> Recommender:
+    """The same model answering recommendations from an approximate index over its items
+    (forced on: the catalog is small); it must never score every item."""
+    recommender = copy.copy(learner.recommender())
+    recommender.model = copy.deepcopy(recommender.model)  # its own, to spy on
+    try:
+        recommender.use_index(ItemIndex.build(recommender.model))
+    except CapabilityError:
+        pytest.skip("its scores are not inner products of user and item vectors: no index")
+
+    def every_item(*_: object) -> None:
+        raise AssertionError("the approximate path scored every item")
+
+    recommender.model.score_all_items = every_item  # type: ignore[method-assign, assignment]
+    return recommender
+
+
+def test_the_approximate_path_answers_by_the_same_rules(
+    recommender: Recommender, approximate: Recommender
+) -> None:
+    """Same items and scores as the exact path, pages that follow each other, and no
+    seen, excluded or hidden item, ever."""
+    for hidden in ([], ["i3", "i12"]):
+        recommender.hide(hidden)
+        approximate.hide(hidden)
+        for user in USERS[:8]:
+            for n, offset, exclude in ((3, 0, []), (3, 3, ["i0", "i10"]), (20, 0, ["i5"])):
+                exact = recommender.recommend_many([user], n, exclude=exclude, offset=offset)[0]
+                answer = approximate.recommend_many([user], n, exclude=exclude, offset=offset)[0]
+                assert list(answer.item_ids) == list(exact.item_ids)
+                np.testing.assert_allclose(answer.scores, exact.scores, rtol=1e-5, atol=1e-6)
+                assert not set(answer.item_ids) & (RATED[user] | set(exclude) | set(hidden))
+            first, second = (approximate.recommend_many([user], 3, offset=o)[0] for o in (0, 3))
+            whole = approximate.recommend_many([user], 6)[0]
+            assert [*first.item_ids, *second.item_ids] == list(whole.item_ids)
+    recommender.hide([])
+    approximate.hide([])
 
 
 def test_exclude_and_allowed_apply_before_the_cut(recommender: Recommender) -> None:
