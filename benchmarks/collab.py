@@ -128,7 +128,7 @@ def pipeline(device: str) -> None:
         seconds = time.perf_counter() - started
         served[model] = fitted.served
         for stage, learn in (("as selected", fitted.selected), ("refit", fitted.served)):
-            predicted = learn.recommender().predict_ratings(test, unknown="baseline")
+            predicted = learn.recommender().predict(test, unknown="baseline")
             if stage == "refit":
                 refits[model] = predicted
             report_test(label, stage, fitted.settings["epochs"], predicted, truth, seconds)

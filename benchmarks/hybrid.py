@@ -95,11 +95,11 @@ def cold_start_table(frames: tuple, device: str) -> None:
         seconds = timed(learn)
         recommender = learn.recommender()
         name = "HybridNN" if n_factors == 0 else "HybridNN + dot part"
-        predicted = recommender.predict(test, users=users, items=items)
+        predicted = recommender.predict(test, users=users, items=items).ratings
         label = f"{name}, their metadata"
         print(f"  {label:<40} RMSE {rmse(predicted, actual):.4f}  {seconds:6.1f} s")
         blank = users[["user_id"]]  # the same users, no metadata: the unknown vector alone
-        predicted = recommender.predict(test, users=blank, items=items)
+        predicted = recommender.predict(test, users=blank, items=items).ratings
         label = f"{name}, no metadata"
         print(f"  {label:<40} RMSE {rmse(predicted, actual):.4f}", flush=True)
 

@@ -136,7 +136,7 @@ def explain(
     predicted = ""
     with contextlib.suppress(NoRatingScaleError):  # a ranking model explains, not rates
         pair = pd.DataFrame({"user_id": [user_id], "item_id": [item_id]})
-        predicted = f": predicted {recommender.predict(pair)[0]:.2f}"
+        predicted = f": predicted {recommender.predict(pair).ratings[0]:.2f}"
     rated = user_ratings.astype({"item_id": str})[["item_id", "rating"]]
     reasons = with_catalog(reasons.astype({"item_id": str}).merge(rated, on="item_id"), catalog)
     out.print(f"{_title(catalog, item_id)} for user {user_id}{predicted}", highlight=False)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from recsys.collab.dataset import CollabData
 from recsys.collab.evaluate import compare_ratings
-from recsys.collab.recommender import Recommender, Unknown, recommender_from_state
+from recsys.collab.rating_prediction import Unknown
+from recsys.collab.recommender import Recommender, recommender_from_state
 from recsys.data.loaders import DataLoaders
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
@@ -70,7 +71,7 @@ class CollabLearner(Learner):
     ) -> np.ndarray:
         """Predicted ratings for a frame of (user, item) external ids (``unknown``: see
         Recommender.predict)."""
-        return self.recommender().predict(pairs, user_col, item_col, unknown=unknown)
+        return self.recommender().predict(pairs, user_col, item_col, unknown=unknown).ratings
 
     def recommend(self, user_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
         """The user's top-``n`` items (``item_id``, ``score``); see Recommender.recommend."""

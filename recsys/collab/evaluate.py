@@ -151,7 +151,7 @@ def compare_ratings(
     new_predictions, targets = (t.cpu().numpy() for t in learn.get_preds())
     old_predictions = active.predict(
         pd.DataFrame({"user_id": users[known], "item_id": items[known]})
-    )
+    ).ratings
 
     def rmse(predictions: np.ndarray) -> float:
         return float(np.sqrt(np.mean((predictions - targets[known]) ** 2)))

@@ -36,11 +36,11 @@ def test_the_baseline_answers_unseen_pairs_and_leaves_the_rest_to_the_model(tmp_
     )
     with pytest.raises(UnknownIdError, match="unknown user id 'new'"):
         learn.predict(pairs)
-    predicted = learn.recommender().predict_ratings(pairs, unknown="baseline")
+    predicted = learn.recommender().predict(pairs, unknown="baseline")
     assert predicted.baseline.tolist() == [False, True, True, True]
     assert predicted.ratings[0] == pytest.approx(learn.predict(pairs.iloc[[0]])[0], abs=1e-6)
     mean = learn.data.rating_baseline.mean
     assert predicted.ratings[3] == pytest.approx(mean)
     assert predicted.ratings[1] > mean + 0.5  # the loved item's offset
     loaded = load_recommender(learn.save(tmp_path / "model.pt"))
-    assert np.array_equal(loaded.predict(pairs, unknown="baseline"), predicted.ratings)
+    assert np.array_equal(loaded.predict(pairs, unknown="baseline").ratings, predicted.ratings)

@@ -194,7 +194,7 @@ def test_save_then_load_gives_identical_answers(learner: CollabLearner, tmp_path
         with pytest.raises(NoRatingScaleError):
             after.predict(pairs)
     else:
-        assert np.allclose(before.predict(pairs), after.predict(pairs), atol=1e-6)
+        assert np.allclose(before.predict(pairs).ratings, after.predict(pairs).ratings, atol=1e-6)
 
 
 def test_an_unknown_id_is_named(recommender: Recommender) -> None:

@@ -78,12 +78,12 @@ def test_unseen_users_and_items_are_predicted_from_metadata(trained: Recommender
     items = pd.DataFrame(
         {"item_id": ["new-horror"], "genres": [["Horror"]], "release_date": ["1986-01-01"]}
     )
-    predicted = trained.predict(pairs, users=users, items=items)
+    predicted = trained.predict(pairs, users=users, items=items).ratings
     assert predicted[0] > 4.0  # a young woman and a comedy
     assert predicted[1] < 2.0  # an older man and a comedy
     assert predicted[2] < 2.5  # a young woman and a new horror film
     # A known pair is scored exactly as the id-based predict does.
-    assert predicted[3] == pytest.approx(trained.predict(pairs.iloc[[3]])[0], abs=1e-5)
+    assert predicted[3] == pytest.approx(trained.predict(pairs.iloc[[3]]).ratings[0], abs=1e-5)
     with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
         trained.predict(pd.DataFrame({"user_id": ["nobody"], "item_id": ["i1"]}))
 
@@ -100,7 +100,9 @@ def test_save_and_load_keep_the_metadata(learner: HybridLearner, tmp_path) -> No
     assert list(ours.item_ids) == list(theirs.item_ids)
     assert np.allclose(ours.scores, theirs.scores, atol=1e-6)
     pairs = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["i1", "i19"]})
-    assert np.allclose(loaded.predict(pairs), learner.recommender().predict(pairs), atol=1e-6)
+    assert np.allclose(
+        loaded.predict(pairs).ratings, learner.recommender().predict(pairs).ratings, atol=1e-6
+    )
 
 
 def test_hybrid_is_a_rating_model_only() -> None:

@@ -110,7 +110,7 @@ def test_the_gate_judges_both_models_only_on_ratings_neither_trained_on(
     judged = get_version(engine, second.version_id).metrics
     assert judged["gate_compared"] == len(scorable)
     served = load_recommender(get_version(engine, first.version_id).artifact_path)
-    errors = served.predict(scorable) - scorable["rating"].to_numpy()
+    errors = served.predict(scorable).ratings - scorable["rating"].to_numpy()
     assert judged["gate_active_rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
     assert active_version(engine).id == first.version_id
     assert list_versions(engine)[0].status == "ready"  # kept, just not served
