@@ -14,6 +14,7 @@ from recsys.collab.dataset import CollabData
 from recsys.collab.evaluate import compare_ratings
 from recsys.collab.rating_prediction import Unknown
 from recsys.collab.recommender import Recommender, recommender_from_state
+from recsys.collab.recommender_state import RecommenderState
 from recsys.data.loaders import DataLoaders
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
@@ -60,7 +61,7 @@ class CollabLearner(Learner):
     def recommender(self) -> Recommender:
         """The current model as a :class:`Recommender` whose seen items are the training
         ratings (pass ``exclude=`` for any others)."""
-        return recommender_from_state(self.scoring_model, self.extra_state(), self.data.seen)
+        return recommender_from_state(self.scoring_model, self.recommender_state(), self.data.seen)
 
     def predict(
         self,
@@ -99,16 +100,13 @@ class CollabLearner(Learner):
         weights are the last epoch's, so all the epochs."""
         return {"epochs": self.n_epoch}
 
+    def recommender_state(self) -> RecommenderState:
+        """What a Recommender of this model needs beside the weights (saved with them)."""
+        data = self.data
+        return RecommenderState.of(data.user_map, data.item_map, data.seen, data.rating_baseline)
+
     def extra_state(self) -> dict[str, Any]:
-        seen = self.data.seen
-        return {
-            "user_ids": self.data.user_map.ids.tolist(),
-            "item_ids": self.data.item_map.ids.tolist(),
-            "seen_indptr": torch.from_numpy(seen.indptr),
-            "seen_indices": torch.from_numpy(seen.indices),
-            "seen_liked": torch.from_numpy(seen.liked_flags),
-            "rating_baseline": self.data.rating_baseline.state(),
-        }
+        return self.recommender_state().extra()
 
 
 def default_sparse(data: CollabData, device: str | torch.device = "auto") -> bool:

@@ -10,6 +10,7 @@ training when their metadata is given (``recommend_for_profile``, ``predict``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ import torch
 
 from recsys.collab.collab_learner import CollabLearner
 from recsys.collab.dataset import CollabData
+from recsys.collab.recommender_state import RecommenderState
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.models.hybrid_net import HybridNN, HybridNNConfig
 from recsys.train.learner import FitDefaults
@@ -39,8 +41,8 @@ class HybridLearner(CollabLearner):
         super().__init__(data, model, **kw)
         self.encoder = encoder
 
-    def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "metadata_encoder": self.encoder.state()}
+    def recommender_state(self) -> RecommenderState:
+        return replace(super().recommender_state(), metadata_encoder=self.encoder.state())
 
 
 def hybrid_learner(

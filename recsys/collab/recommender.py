@@ -30,6 +30,7 @@ from recsys.collab.ann_index import ItemIndex
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.collab.rating_prediction import RatingPredictions, RatingPredictor, Unknown
+from recsys.collab.recommender_state import RecommenderState
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder
 from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
@@ -408,25 +409,18 @@ class Recommender:
 
 
 def recommender_from_state(
-    model: CollabScorer, extra: Mapping[str, object], seen: Interactions | None = None
+    model: CollabScorer, state: RecommenderState, seen: Interactions | None = None
 ) -> Recommender:
-    """A Recommender from a model and the extra state a collab learner saves beside it;
+    """A Recommender from a model and the state a collab learner saves beside it;
     ``seen`` replaces the saved training interactions."""
-    user_map = IdMap("user", np.asarray(extra["user_ids"], dtype=object))
-    item_map = IdMap("item", np.asarray(extra["item_ids"], dtype=object))
-    if seen is None:
-        seen = Interactions(
-            extra["seen_indptr"].numpy(),  # type: ignore[attr-defined]
-            extra["seen_indices"].numpy(),  # type: ignore[attr-defined]
-            extra["seen_liked"].numpy().astype(bool),  # type: ignore[attr-defined]
-            len(item_map),
-        )
-    encoder_state = extra.get("metadata_encoder")
-    encoder = MetadataEncoder.from_state(encoder_state) if encoder_state else None  # type: ignore[arg-type]
-    # Artifacts saved before baselines have none: their unknown ids stay errors.
-    baseline_state = extra.get("rating_baseline")
-    baseline = RatingBaseline.from_state(baseline_state) if baseline_state else None  # type: ignore[arg-type]
-    return Recommender(model, user_map, item_map, seen, encoder, baseline)
+    return Recommender(
+        model,
+        state.user_map,
+        state.item_map,
+        seen if seen is not None else state.seen(),
+        state.encoder(),
+        state.baseline(),
+    )
 
 
 def load_recommender(
@@ -438,4 +432,6 @@ def load_recommender(
     artifact = load_artifact(path)
     if database is not None:
         check_identity(database, artifact.metadata.get("database"), path)
-    return recommender_from_state(artifact.model.to(device), artifact.extra)  # type: ignore[arg-type]
+    state = RecommenderState.from_extra(artifact.extra)
+    model = artifact.model.to(device)  # a collaborative file holds a CollabScorer
+    return recommender_from_state(model, state)  # type: ignore[arg-type]

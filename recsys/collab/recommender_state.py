@@ -1,0 +1,88 @@
+"""What a collaborative model file keeps beside the weights, typed: the id maps, the
+training interactions, the rating baseline and, for a model that reads metadata, its
+vocabularies. Saved as plain data (lists, tensors, dicts: ``weights_only`` loading)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from recsys.collab.baseline import RatingBaseline
+from recsys.collab.interactions import Interactions
+from recsys.data.metadata import MetadataEncoder
+from recsys.data.ratings import IdMap
+
+
+@dataclass(frozen=True)
+class RecommenderState:
+    """The extra state of a collaborative artifact (see the module docstring)."""
+
+    user_ids: list[object]
+    item_ids: list[object]
+    seen_indptr: torch.Tensor
+    seen_indices: torch.Tensor
+    seen_liked: torch.Tensor
+    # Artifacts saved before baselines have none: their unknown ids stay errors.
+    rating_baseline: dict[str, Any] | None = None
+    metadata_encoder: dict[str, Any] | None = None  # only a model that reads metadata
+
+    @classmethod
+    def of(
+        cls,
+        user_map: IdMap,
+        item_map: IdMap,
+        seen: Interactions,
+        baseline: RatingBaseline | None,
+        encoder: MetadataEncoder | None = None,
+    ) -> RecommenderState:
+        return cls(
+            user_map.ids.tolist(),
+            item_map.ids.tolist(),
+            torch.from_numpy(seen.indptr),
+            torch.from_numpy(seen.indices),
+            torch.from_numpy(seen.liked_flags),
+            baseline.state() if baseline is not None else None,
+            encoder.state() if encoder is not None else None,
+        )
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> RecommenderState:
+        """From an artifact's extra state; ValueError names what a file lacks."""
+        names = [field.name for field in fields(cls)]
+        required = names[:5]
+        missing = [name for name in required if name not in extra]
+        if missing:
+            raise ValueError(f"not a collaborative model file: no {', '.join(missing)}")
+        return cls(**{name: extra.get(name) for name in names})
+
+    def extra(self) -> dict[str, Any]:
+        """As saved beside the weights (absent fields left out)."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        return {name: value for name, value in values.items() if value is not None}
+
+    @property
+    def user_map(self) -> IdMap:
+        return IdMap("user", np.asarray(self.user_ids, dtype=object))
+
+    @property
+    def item_map(self) -> IdMap:
+        return IdMap("item", np.asarray(self.item_ids, dtype=object))
+
+    def seen(self) -> Interactions:
+        """The training interactions."""
+        return Interactions(
+            self.seen_indptr.numpy(),
+            self.seen_indices.numpy(),
+            self.seen_liked.numpy().astype(bool),
+            len(self.item_ids),
+        )
+
+    def baseline(self) -> RatingBaseline | None:
+        return RatingBaseline.from_state(self.rating_baseline) if self.rating_baseline else None
+
+    def encoder(self) -> MetadataEncoder | None:
+        return MetadataEncoder.from_state(self.metadata_encoder) if self.metadata_encoder else None
