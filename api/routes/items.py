@@ -55,7 +55,7 @@ async def similar(
         "model_version": model.version.id,
         "items": [
             {"item_id": str(i), "title": catalog.title(i), "score": float(s)}
-            for i, s in zip(neighbours["item_id"], neighbours["score"], strict=True)
+            for i, s in zip(neighbours.item_ids, neighbours.scores, strict=True)
         ],
     }
 

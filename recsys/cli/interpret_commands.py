@@ -108,7 +108,8 @@ def similar(
         catalog = read_item_catalog(engine)
     item_id = resolve_item_query(catalog, item)
     try:
-        neighbours = with_catalog(recommender.similar_items(item_id, n, min_ratings), catalog)
+        similar = recommender.similar_items(item_id, n, min_ratings).frame()
+        neighbours = with_catalog(similar, catalog)
     except UnknownIdError:
         raise fail(_not_in_model(item_id)) from None
     out.print(f"nearest to {item_id}: {_title(catalog, item_id)}", highlight=False)

@@ -76,11 +76,11 @@ class CollabLearner(Learner):
 
     def recommend(self, user_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
         """The user's top-``n`` items (``item_id``, ``score``); see Recommender.recommend."""
-        return self.recommender().recommend(user_id, n, **options)
+        return self.recommender().recommend(user_id, n, **options).frame()
 
     def similar_items(self, item_id: object, n: int = 10, **options: Any) -> pd.DataFrame:
         """Items nearest to ``item_id`` by cosine similarity of their embeddings."""
-        return self.recommender().similar_items(item_id, n, **options)
+        return self.recommender().similar_items(item_id, n, **options).frame()
 
     def served_metrics(self) -> dict[str, float]:
         """The validation results of the weights that are saved: the last epoch's."""

@@ -56,7 +56,11 @@ class TopItems:
     indices: np.ndarray
 
     def frame(self) -> pd.DataFrame:
+        """As a frame (``item_id``, ``score``), for the notebook and the command line."""
         return pd.DataFrame({"item_id": self.item_ids, "score": self.scores})
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class Recommender:
     Example::
 
         recommender = load_recommender("model.pt")
-        recommender.recommend("196", n=10)  # DataFrame item_id, score
+        recommender.recommend("196", n=10).frame()  # TopItems; as a frame: item_id, score
         recommender.recommend_many(["196", "22"], n=10, exclude=["50"], allowed=["1", "2"])
     """
 
@@ -262,9 +266,9 @@ class Recommender:
         exclude_seen: bool = True,
         exclude: Iterable[object] = (),
         allowed: Allowed = None,
-    ) -> pd.DataFrame:
-        """One user's top-``n`` as a frame (``item_id``, ``score``); see :meth:`recommend_many`."""
-        return self.recommend_many([user_id], n, exclude_seen, exclude, allowed)[0].frame()
+    ) -> TopItems:
+        """One user's top-``n``; see :meth:`recommend_many`."""
+        return self.recommend_many([user_id], n, exclude_seen, exclude, allowed)[0]
 
     @torch.no_grad()
     def recommend_for_profile(
@@ -337,7 +341,7 @@ class Recommender:
     @torch.no_grad()
     def similar_items(
         self, item_id: object, n: int = 10, min_ratings: int = 0, allowed: Allowed = None
-    ) -> pd.DataFrame:
+    ) -> TopItems:
         """The ``n`` items nearest by cosine similarity of embeddings (never the item itself).
 
         ``min_ratings`` leaves out neighbours with fewer ratings among the seen
@@ -352,7 +356,7 @@ class Recommender:
         if min_ratings > 0:
             popular = torch.from_numpy(self.seen.item_counts() >= min_ratings)
             mask = popular if mask is None else mask & popular
-        return self._ranked(similarity, n, [np.array([item])], (), mask)[0].frame()
+        return self._ranked(similarity, n, [np.array([item])], (), mask)[0]
 
     @torch.no_grad()
     def similar_users(self, user_id: object, n: int = 10) -> pd.DataFrame:

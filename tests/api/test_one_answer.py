@@ -49,7 +49,7 @@ def test_cli_library_and_api_return_the_same_top_ten_and_nothing_rated(
 
     with TestClient(create_app(settings)) as client:
         for user in ("u0", "u7", "u12"):
-            ours = list(library.recommend(user, n=10)["item_id"])
+            ours = list(library.recommend(user, n=10).item_ids)
             answer = client.get(f"/users/{user}/recommendations", params={"n": 10}).json()
             printed = CliRunner().invoke(app, ["recommend", user, "-n", "10"])
             assert printed.exit_code == 0, printed.output

@@ -117,7 +117,7 @@ def test_save_and_load_round_trip_predictions_exactly(use_nn: bool, tmp_path: Pa
     recommender = load_recommender(path)
 
     assert np.array_equal(recommender.predict(held_out).ratings, learn.predict(held_out))
-    pd.testing.assert_frame_equal(recommender.recommend("u5", 5), learn.recommend("u5", 5))
+    pd.testing.assert_frame_equal(recommender.recommend("u5", 5).frame(), learn.recommend("u5", 5))
     assert isinstance(recommender.model, EmbeddingNN if use_nn else DotProductBias)
 
 

@@ -98,13 +98,13 @@ def recommender(learner: CollabLearner) -> Recommender:
 
 def test_each_users_held_out_favourite_ranks_in_their_top_three(recommender: Recommender) -> None:
     for row in HELD_OUT.itertuples():
-        top = recommender.recommend(row.user_id, n=3)
+        top = recommender.recommend(row.user_id, n=3).frame()
         assert row.item_id in set(top["item_id"]), (row.user_id, top)
 
 
 def test_seen_items_never_come_back(recommender: Recommender) -> None:
     for user in USERS:
-        top = recommender.recommend(user, n=20)
+        top = recommender.recommend(user, n=20).frame()
         assert not set(top["item_id"]) & RATED[user]
         assert len(top) == 20 - len(RATED[user])  # every unseen item, nothing more
         assert list(top["score"]) == sorted(top["score"], reverse=True)
@@ -153,11 +153,13 @@ def test_the_approximate_path_answers_by_the_same_rules(
 def test_exclude_and_allowed_apply_before_the_cut(recommender: Recommender) -> None:
     user = USERS[0]
     unseen = [i for i in ITEMS if i not in RATED[user]]
-    full = list(recommender.recommend(user, n=len(unseen))["item_id"])
-    without_best = recommender.recommend(user, n=3, exclude=[full[0], "not-an-item"])
+    full = list(recommender.recommend(user, n=len(unseen)).item_ids)
+    without_best = recommender.recommend(user, n=3, exclude=[full[0], "not-an-item"]).frame()
     assert list(without_best["item_id"]) == full[1:4]  # still three items
     other_taste = [i for i in unseen if GROUP[i] != GROUP[full[0]]]
-    allowed = recommender.recommend(user, n=3, allowed=[*other_taste, sorted(RATED[user])[0]])
+    allowed = recommender.recommend(
+        user, n=3, allowed=[*other_taste, sorted(RATED[user])[0]]
+    ).frame()
     assert list(allowed["item_id"]) == [i for i in full if i in other_taste][:3]
 
 
@@ -165,7 +167,7 @@ def test_similar_items_are_of_the_same_taste_and_never_the_item_itself(
     recommender: Recommender,
 ) -> None:
     for item in ("i0", "i7", "i12", "i19"):
-        neighbours = recommender.similar_items(item, n=4)
+        neighbours = recommender.similar_items(item, n=4).frame()
         assert item not in set(neighbours["item_id"])
         assert len(neighbours) == 4
         assert all(GROUP[i] == GROUP[item] for i in neighbours["item_id"]), (item, neighbours)
@@ -241,7 +243,7 @@ def test_similarities_are_cosines_within_minus_one_and_one() -> None:
     ids = np.array([f"x{k}" for k in range(n)], dtype=object)
     recommender = Recommender(model, IdMap("user", ids), IdMap("item", ids), seen)
     scores = [
-        *(recommender.similar_items(f"x{k}", n=3)["score"] for k in range(n)),
+        *(recommender.similar_items(f"x{k}", n=3).scores for k in range(n)),
         *(recommender.similar_users(f"x{k}", n=3)["score"] for k in range(n)),
         *(recommender.explain(f"x{k}", f"x{k}", n=3)["similarity"] for k in range(n)),
     ]

@@ -25,7 +25,7 @@ def taste_data() -> tuple[CollabData, pd.DataFrame]:
 def top3(learn: RankingLearner, held_out: pd.DataFrame) -> None:
     recommender = learn.recommender()
     for row in held_out.itertuples():
-        top = recommender.recommend(row.user_id, n=3)
+        top = recommender.recommend(row.user_id, n=3).frame()
         assert row.item_id in set(top["item_id"]), (row.user_id, top)
 
 
@@ -67,7 +67,7 @@ def test_recommendations_never_repeat_what_the_user_rated() -> None:
     learn.fit_one_cycle(3, 0.05)
     recommender = learn.recommender()
     for user, rated in train.groupby("user_id")["item_id"]:
-        top = recommender.recommend(user, n=20)
+        top = recommender.recommend(user, n=20).frame()
         assert not set(top["item_id"]) & set(rated)
         assert len(top) == 20 - len(rated)
 

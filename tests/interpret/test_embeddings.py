@@ -122,14 +122,14 @@ def test_pca_refuses_when_too_few_items_are_popular_enough() -> None:
 
 
 def test_similar_items_finds_the_sequel_and_never_the_item_itself() -> None:
-    neighbours = with_catalog(hand_built().similar_items("i0", n=10), CATALOG)
+    neighbours = with_catalog(hand_built().similar_items("i0", n=10).frame(), CATALOG)
     assert neighbours["item_id"].iloc[0] == "i1"
     assert neighbours["title"].iloc[0] == "Space Saga II (1980)"
     assert "i0" not in set(neighbours["item_id"])
     assert len(neighbours) == 4  # the catalog is smaller than n
     assert list(neighbours["score"]) == sorted(neighbours["score"], reverse=True)
     # Only i1 has two ratings among the interactions the recommender holds.
-    assert list(hand_built().similar_items("i2", n=10, min_ratings=2)["item_id"]) == ["i1"]
+    assert list(hand_built().similar_items("i2", n=10, min_ratings=2).item_ids) == ["i1"]
     with pytest.raises(UnknownIdError, match="unknown item id 'i9'"):
         hand_built().similar_items("i9")
 
@@ -145,7 +145,7 @@ def test_explanations_are_the_users_liked_items_closest_to_the_recommendation() 
 
 def test_feedback_counts_as_seen_and_liked_from_the_next_call() -> None:
     recommender = hand_built()
-    assert "i0" in set(recommender.recommend("u0", n=5)["item_id"])
+    assert "i0" in set(recommender.recommend("u0", n=5).item_ids)
     recommender.add_feedback(
         pd.DataFrame(
             {
@@ -155,7 +155,7 @@ def test_feedback_counts_as_seen_and_liked_from_the_next_call() -> None:
             }
         )
     )
-    assert "i0" not in set(recommender.recommend("u0", n=5)["item_id"])
+    assert "i0" not in set(recommender.recommend("u0", n=5).item_ids)
     assert list(recommender.explain("u0", "i2", n=5)["item_id"]) == ["i3", "i0"]  # i1 unliked
 
 

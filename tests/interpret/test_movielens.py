@@ -39,7 +39,8 @@ def test_biases_and_neighbours_of_the_quickstart_model(cli_env: str, tmp_path: P
     assert highest["mean_rating"].mean() > 4.0
     assert lowest["mean_rating"].mean() < 2.5
 
-    neighbours = with_catalog(recommender.similar_items(STAR_WARS, n=5, min_ratings=20), catalog)
+    similar = recommender.similar_items(STAR_WARS, n=5, min_ratings=20).frame()
+    neighbours = with_catalog(similar, catalog)
     assert {EMPIRE, JEDI} <= set(neighbours["item_id"])
 
     item_map = item_pca(recommender, catalog)
