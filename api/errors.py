@@ -22,6 +22,7 @@ from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, DatabaseFileChanged, is_busy
 from recsys.jobs.model_versions import ActivationError, CannotActivateError, NoSuchVersionError
 from recsys.models.scorer import CapabilityError
+from recsys.serving.answers import UnknownSessionItemsError
 from recsys.serving.roles import (
     ModelUnavailableError,
     NoModelError,
@@ -62,6 +63,7 @@ LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (NoUserVectorsError, 409, "no_user_vectors"),
     (CapabilityError, 409, "not_supported"),
     (UnknownGenreError, 422, "unknown_genre"),
+    (UnknownSessionItemsError, 422, "unknown_items"),
     (NoSuchVersionError, 404, "unknown_version"),
     (CannotActivateError, 409, "cannot_activate"),
 ]

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+import pandas as pd
 from fastapi import Response
 
 from recsys.collab.recommender import TopItems
+from recsys.serving.answers import Answer
+
+if TYPE_CHECKING:  # the served model holds this module's fragments
+    from api.served_model import ServedModel
 
 
 def _encoded(value: object) -> bytes:
@@ -60,3 +66,50 @@ def recommendations_response(
         items,
     )
     return Response(body, media_type="application/json", headers={"X-Model-Version": str(version)})
+
+
+def answer_json(answer: Answer[ServedModel], user_id: str) -> bytes:
+    """The answer's items as the body's JSON array: ranked model items with their titles,
+    genres and (for a user the model knows) the liked item most like each one; popular
+    items with their rating counts as scores."""
+    if answer.popular is not None:
+        return json.dumps(
+            [
+                {
+                    "item_id": row["item_id"],
+                    "title": row["title"],
+                    "genres": row["genres"],
+                    "score": float(row["n_ratings"]),
+                    "because_you_liked": None,
+                }
+                for row in popular_rows(answer.popular)
+            ]
+        ).encode()
+    assert answer.top is not None
+    known = user_id if answer.how == "known" else None
+    return with_reasons(answer.served, answer.top, known)
+
+
+def with_reasons(model: ServedModel, top: TopItems, user_id: str | None = None) -> bytes:
+    """The ranked items as JSON, with their titles and genres, and for a known user the
+    liked item most like each one ("because you liked")."""
+    reasons: list[int | None] = [None] * len(top.indices)
+    if user_id is not None:
+        for row, reason in enumerate(model.recommender.because_you_liked(user_id, top.item_ids)):
+            if len(reason.indices):
+                reasons[row] = int(reason.indices[0])
+    return model.fragments.items(top, reasons)
+
+
+def popular_rows(frame: pd.DataFrame) -> list[dict]:
+    """The catalog's popular rows as the PopularItem shape."""
+    return [
+        {
+            "item_id": row.item_id,
+            "title": row.title if isinstance(row.title, str) else None,
+            "genres": row.genres,
+            "n_ratings": int(row.n_ratings),
+            "mean_rating": None if pd.isna(row.mean_rating) else float(row.mean_rating),
+        }
+        for row in frame.itertuples()
+    ]

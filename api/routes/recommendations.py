@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, ModelDep, RecommendingModelDep, RolesDep
-from api.errors import ServiceError
+from api.deps import EngineDep, ModelDep, RolesDep
 from api.metrics import FOLD_INS
-from api.recommendation_json import recommendations_response
+from api.recommendation_json import answer_json, popular_rows, recommendations_response
 from api.schemas import PathId, PopularItem, QueryId, Recommendations, SessionRequest
-from api.served_model import ServedModel
-from recsys.collab.recommender import TopItems
 from recsys.serving.answers import (
-    Answer,
     Fallback,
     Page,
+    answer_for_session,
     answer_for_user,
     knows,
     popular_items,
@@ -88,71 +83,19 @@ async def user_recommendations(
     return recommendations_response(user_id, version, shown, answer_json(answer, user_id))
 
 
-def answer_json(answer: Answer[ServedModel], user_id: str) -> bytes:
-    """The answer's items as the body's JSON array: ranked model items with their titles,
-    genres and (for a user the model knows) the liked item most like each one; popular
-    items with their rating counts as scores."""
-    if answer.popular is not None:
-        return json.dumps(
-            [
-                {
-                    "item_id": row["item_id"],
-                    "title": row["title"],
-                    "genres": row["genres"],
-                    "score": float(row["n_ratings"]),
-                    "because_you_liked": None,
-                }
-                for row in popular_rows(answer.popular)
-            ]
-        ).encode()
-    assert answer.top is not None
-    known = user_id if answer.how == "known" else None
-    return with_reasons(answer.served, answer.top, known)
-
-
 @router.post("/users/{user_id}/recommendations", response_model=Recommendations)
 async def session_recommendations(
-    user_id: PathId, body: SessionRequest, model: RecommendingModelDep
+    user_id: PathId, body: SessionRequest, roles: RolesDep
 ) -> Response:
     """Recommendations for an anonymous session ("people who just looked at these"): the
     given items are folded in as the session's interactions and left out of the answer.
     Nothing is stored; ``user_id`` only labels the answer."""
-    session = pd.DataFrame({"item_id": body.items, "rating": 5.0})
-    if not session["item_id"].isin(model.recommender.item_map.ids).any():
-        raise ServiceError(
-            422, "unknown_items", "none of the items is known to the model: nothing to go on"
-        )
-    mask = model.genre_mask([body.genre] if body.genre else None)
-    top = await run_in_threadpool(
-        partial(model.recommender.recommend_from_ratings, session, body.n, allowed=mask)
-    )
+    genres = [body.genre] if body.genre else ()
+    ask = partial(answer_for_session, roles, body.items, Page(body.n, genres=genres))
+    answer = await run_in_threadpool(ask)
     FOLD_INS.inc()
-    return recommendations_response(user_id, model.version.id, "fold_in", with_reasons(model, top))
-
-
-def with_reasons(model: ServedModel, top: TopItems, user_id: str | None = None) -> bytes:
-    """The ranked items as JSON, with their titles and genres, and for a known user the
-    liked item most like each one ("because you liked")."""
-    reasons: list[int | None] = [None] * len(top.indices)
-    if user_id is not None:
-        for row, reason in enumerate(model.recommender.because_you_liked(user_id, top.item_ids)):
-            if len(reason.indices):
-                reasons[row] = int(reason.indices[0])
-    return model.fragments.items(top, reasons)
-
-
-def popular_rows(frame: pd.DataFrame) -> list[dict]:
-    """The catalog's popular rows as the PopularItem shape."""
-    return [
-        {
-            "item_id": row.item_id,
-            "title": row.title if isinstance(row.title, str) else None,
-            "genres": row.genres,
-            "n_ratings": int(row.n_ratings),
-            "mean_rating": None if pd.isna(row.mean_rating) else float(row.mean_rating),
-        }
-        for row in frame.itertuples()
-    ]
+    version = answer.served.version.id
+    return recommendations_response(user_id, version, "fold_in", answer_json(answer, user_id))
 
 
 @router.get("/popular", response_model=list[PopularItem])

@@ -54,13 +54,13 @@ def similar_users(
     recommending model, or the rating model when that one has no user vectors (EASE
     has none). Other users' ids are behavioural data: the API key, when set."""
     model = roles.user_vectors()
-    frame = model.recommender.similar_users(user_id, n)
+    nearest = model.recommender.similar_users(user_id, n)
     return {
         "user_id": user_id,
         "model_version": model.version.id,
         "users": [
             {"user_id": str(u), "score": float(s)}
-            for u, s in zip(frame["user_id"], frame["score"], strict=True)
+            for u, s in zip(nearest.user_ids, nearest.scores, strict=True)
         ],
     }
 

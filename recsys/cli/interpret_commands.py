@@ -131,7 +131,7 @@ def explain(
     if user_id not in recommender.user_map:
         raise fail(f"unknown user id {user_id!r}")
     try:
-        reasons = recommender.explain(user_id, item_id, n)
+        reasons = recommender.explain(user_id, item_id, n).frame()
     except UnknownIdError:
         raise fail(_not_in_model(item_id)) from None
     predicted = ""
@@ -139,7 +139,8 @@ def explain(
         pair = pd.DataFrame({"user_id": [user_id], "item_id": [item_id]})
         predicted = f": predicted {recommender.predict(pair).ratings[0]:.2f}"
     rated = user_ratings.astype({"item_id": str})[["item_id", "rating"]]
-    reasons = with_catalog(reasons.astype({"item_id": str}).merge(rated, on="item_id"), catalog)
+    reasons = reasons.rename(columns={"score": "similarity"}).astype({"item_id": str})
+    reasons = with_catalog(reasons.merge(rated, on="item_id"), catalog)
     out.print(f"{_title(catalog, item_id)} for user {user_id}{predicted}", highlight=False)
     if reasons.empty:
         out.print("the user has no liked items the model knows", highlight=False)

@@ -9,7 +9,7 @@ Imports flow one way: ``dataset`` and ``interactions`` (data), ``top_k`` and
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData
 from recsys.collab.interactions import Interactions
-from recsys.collab.recommender import Recommender, TopItems, load_recommender
+from recsys.collab.recommender import Recommender, TopItems, TopUsers, load_recommender
 
 __all__ = [
     "CollabData",
@@ -17,6 +17,7 @@ __all__ = [
     "Interactions",
     "Recommender",
     "TopItems",
+    "TopUsers",
     "collab_learner",
     "load_recommender",
 ]

@@ -64,6 +64,22 @@ class TopItems:
 
 
 @dataclass(frozen=True)
+class TopUsers:
+    """Ranked users, best first: external ids, scores and model indices."""
+
+    user_ids: np.ndarray
+    scores: np.ndarray
+    indices: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """As a frame (``user_id``, ``score``)."""
+        return pd.DataFrame({"user_id": self.user_ids, "score": self.scores})
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+
+@dataclass(frozen=True)
 class HiddenItems:
     """The items never answered: a mask of the visible ones (None: all are) and how many
     are hidden, replaced together in one assignment (a request sees the old or the new)."""
@@ -359,15 +375,15 @@ class Recommender:
         return self._ranked(similarity, n, [np.array([item])], (), mask)[0]
 
     @torch.no_grad()
-    def similar_users(self, user_id: object, n: int = 10) -> pd.DataFrame:
-        """The ``n`` users nearest by cosine similarity of user vectors (``user_id``, ``score``)."""
+    def similar_users(self, user_id: object, n: int = 10) -> TopUsers:
+        """The ``n`` users nearest by cosine similarity of user vectors (never the user)."""
         user = self.user_map.index(user_id)
         vectors = self.model.user_embeddings().float()
         units = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         similarity = (units @ units[user]).clamp(-1.0, 1.0)[None]  # see similar_items
         values, indices = top_k(similarity, n, [np.array([user])])
         rows, scores = finite_rows(values, indices)[0]
-        return pd.DataFrame({"user_id": self.user_map.ids[rows], "score": scores})
+        return TopUsers(self.user_map.ids[rows], scores, rows)
 
     def because_you_liked(
         self, user_id: object, item_ids: Sequence[object], n: int = 1
@@ -391,11 +407,10 @@ class Recommender:
             for rows, scores in finite_rows(values, indices)
         ]
 
-    def explain(self, user_id: object, item_id: object, n: int = 3) -> pd.DataFrame:
-        """Why ``item_id`` suits the user: their ``n`` liked items most similar to it
-        (``item_id``, ``similarity``)."""
-        reasons = self.because_you_liked(user_id, [item_id], n)[0]
-        return pd.DataFrame({"item_id": reasons.item_ids, "similarity": reasons.scores})
+    def explain(self, user_id: object, item_id: object, n: int = 3) -> TopItems:
+        """Why ``item_id`` suits the user: their ``n`` liked items most similar to it (the
+        scores are cosine similarities)."""
+        return self.because_you_liked(user_id, [item_id], n)[0]
 
     # -- feedback --------------------------------------------------------------------------
     def add_feedback(self, ratings: pd.DataFrame) -> None:

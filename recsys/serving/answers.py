@@ -77,6 +77,26 @@ class Answer(Generic[A]):
     popular: pd.DataFrame | None = None
 
 
+class UnknownSessionItemsError(ValueError):
+    """A session none of whose items the recommending model knows: nothing to go on."""
+
+
+def answer_for_session(
+    roles: ModelRoles[A], item_ids: Sequence[str], page: Page = Page()
+) -> Answer[A]:
+    """For an anonymous session ("people who just looked at these"): the items are folded
+    in as the session's interactions and left out of the answer (``fold_in``)."""
+    served = roles.recommending()
+    recommender = served.recommender
+    session = pd.DataFrame({"item_id": list(item_ids), "rating": 5.0})
+    if not session["item_id"].isin(recommender.item_map.ids).any():
+        raise UnknownSessionItemsError("none of the items is known to the model: nothing to go on")
+    top = recommender.recommend_from_ratings(
+        session, page.n, page.exclude, served.genre_mask(page.genres), page.offset
+    )
+    return Answer(served, "fold_in", top)
+
+
 def knows(roles: ModelRoles[A], user_id: str) -> bool:
     """Whether the recommending model knows ``user_id``: its answer needs no database."""
     return user_id in roles.recommending().recommender.user_map

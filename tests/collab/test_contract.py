@@ -180,7 +180,7 @@ def test_because_you_liked_names_a_liked_item_of_the_same_taste(
     reasons = recommender.explain(row.user_id, row.item_id, n=3)
     loved = {i for i in RATED[row.user_id] if GROUP[i] == GROUP[row.item_id]}
     assert len(reasons) == 3
-    assert set(reasons["item_id"]) <= loved
+    assert set(reasons.item_ids) <= loved
 
 
 def test_save_then_load_gives_identical_answers(learner: CollabLearner, tmp_path: Path) -> None:
@@ -244,8 +244,8 @@ def test_similarities_are_cosines_within_minus_one_and_one() -> None:
     recommender = Recommender(model, IdMap("user", ids), IdMap("item", ids), seen)
     scores = [
         *(recommender.similar_items(f"x{k}", n=3).scores for k in range(n)),
-        *(recommender.similar_users(f"x{k}", n=3)["score"] for k in range(n)),
-        *(recommender.explain(f"x{k}", f"x{k}", n=3)["similarity"] for k in range(n)),
+        *(recommender.similar_users(f"x{k}", n=3).scores for k in range(n)),
+        *(recommender.explain(f"x{k}", f"x{k}", n=3).scores for k in range(n)),
     ]
     top = max(float(np.max(s)) for s in scores)
     assert top <= 1.0

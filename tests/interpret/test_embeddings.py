@@ -136,9 +136,9 @@ def test_similar_items_finds_the_sequel_and_never_the_item_itself() -> None:
 
 def test_explanations_are_the_users_liked_items_closest_to_the_recommendation() -> None:
     reasons = hand_built().explain("u0", "i0", n=5)
-    assert list(reasons["item_id"]) == ["i1", "i3"]  # i4 was disliked
-    assert reasons["similarity"].iloc[0] > reasons["similarity"].iloc[1]
-    assert hand_built().explain("u1", "i2").empty  # an item never explains itself
+    assert list(reasons.item_ids) == ["i1", "i3"]  # i4 was disliked
+    assert reasons.scores[0] > reasons.scores[1]
+    assert len(hand_built().explain("u1", "i2")) == 0  # an item never explains itself
     with pytest.raises(UnknownIdError):
         hand_built().explain("u0", "i9")
 
@@ -156,7 +156,7 @@ def test_feedback_counts_as_seen_and_liked_from_the_next_call() -> None:
         )
     )
     assert "i0" not in set(recommender.recommend("u0", n=5).item_ids)
-    assert list(recommender.explain("u0", "i2", n=5)["item_id"]) == ["i3", "i0"]  # i1 unliked
+    assert list(recommender.explain("u0", "i2", n=5).item_ids) == ["i3", "i0"]  # i1 unliked
 
 
 def test_items_are_found_by_id_or_title_and_ambiguity_lists_the_candidates() -> None:
