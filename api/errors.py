@@ -53,10 +53,10 @@ def error_response(
     )
 
 
-# The library's errors, each answered with one status and code wherever it is raised
-# (a subclass before its base: the most specific class registered answers). No route
-# catches them.
+# The library's errors, each answered with one status and code wherever it is raised (the
+# most specific class registered answers; ``{kind}``: the kind of id). No route catches them.
 LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (UnknownIdError, 404, "unknown_{kind}"),
     (NoModelError, 503, "no_model"),
     (ModelUnavailableError, 503, "model_unavailable"),
     (NoRatingModelError, 409, "no_rating_model"),
@@ -69,10 +69,6 @@ LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
-def _code(error: Exception, code: str) -> str:
-    return f"unknown_{error.kind}" if isinstance(error, UnknownIdError) else code
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Route framework, service and library errors through :func:`error_response`."""
 
@@ -81,11 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
             message = str(error)
             if isinstance(error, ActivationError):
                 message += "; the active version is unchanged"
-            return error_response(status_code, _code(error, code), message)
+            return error_response(
+                status_code, code.format(kind=getattr(error, "kind", "")), message
+            )
 
         return handle
 
-    for error_class, status_code, code in [*LIBRARY_ERRORS, (UnknownIdError, 404, "")]:
+    for error_class, status_code, code in LIBRARY_ERRORS:
         app.add_exception_handler(error_class, library_error(status_code, code))
 
     @app.exception_handler(ServiceError)

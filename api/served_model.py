@@ -9,6 +9,7 @@ what to recommend; this module only names and describes what it returns.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,28 +20,28 @@ from sqlalchemy import Engine
 
 from api.recommendation_json import ItemFragments
 from recsys.collab.interactions import RatingsSnapshot
-from recsys.collab.recommender import Recommender
 from recsys.data.catalog import ItemCatalog
 from recsys.interpret.embeddings import bias_ranking, item_pca
 from recsys.jobs.model_versions import ModelVersion
 from recsys.models.scorer import NoBiasesError
-from recsys.serving.loading import load_version
+from recsys.serving.loading import ServedVersion, load_version
 
 # How many genre filters a served model keeps (a byte per item each: 100 KiB at 100k items).
 GENRE_MASKS_KEPT = 64
 
 
 @dataclass
-class ServedModel:
-    """A model version ready to answer requests."""
+class ServedModel(ServedVersion):
+    """A model version ready to answer requests: the library's served version (its
+    Recommender and the catalog of every item in the database) with what the service's
+    answers are made of."""
 
-    version: ModelVersion
-    recommender: Recommender
-    catalog: ItemCatalog  # every item in the database
     fragments: ItemFragments  # by model item index: the JSON of its recommendation entry
     explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
     explained_variance: list[float]
     _genre_masks: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
+    # The loop and the thread pool both ask for masks: the eviction must not interleave.
+    _genre_masks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(
@@ -86,14 +87,16 @@ class ServedModel:
         if not genres:
             return None
         key = ",".join(sorted({self.catalog.genre(genre).lower() for genre in genres}))
-        mask = self._genre_masks.get(key)
-        if mask is None:
-            mask = torch.from_numpy(self.catalog.genre_mask(genres, self.recommender.item_map.ids))
-            self._genre_masks[key] = mask
+        with self._genre_masks_lock:
+            mask = self._genre_masks.get(key)
+            if mask is not None:
+                self._genre_masks.move_to_end(key)
+                return mask
+        mask = super().genre_mask(genres)
+        with self._genre_masks_lock:
+            self._genre_masks[key] = mask  # type: ignore[assignment]  # genres given: a mask
             while len(self._genre_masks) > GENRE_MASKS_KEPT:
                 self._genre_masks.popitem(last=False)
-        else:
-            self._genre_masks.move_to_end(key)
         return mask
 
     def hide(self, item_ids: frozenset[str]) -> None:

@@ -14,14 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsys.data.catalog import ItemCatalog, UnknownGenreError
+from recsys.data.catalog import UnknownGenreError
 from recsys.data.ratings import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, is_busy, make_engine
 from recsys.db.migrate import current_revision, head_revision
 from recsys.interpret.embeddings import AmbiguousItemError, resolve_item
 from recsys.jobs.model_versions import ActivationError, get_version
 from recsys.models.scorer import CapabilityError
-from recsys.serving.loading import ServedVersion, load_active, load_version
+from recsys.serving.loading import ServedVersion, load_active, load_versions
 from recsys.serving.roles import ModelRoles, ModelUnavailableError, NoModelError
 from recsys.settings import get_settings
 
@@ -116,9 +116,7 @@ def load_roles(engine: Engine, version_id: int | None = None) -> ModelRoles[Serv
     version = get_version(engine, version_id)
     if version is None or version.artifact_path is None:
         raise fail(f"no ready model version {version_id}: run `recsys train` first")
-    catalog = ItemCatalog.from_database(engine)
-    served = ServedVersion(version, load_version(engine, version), catalog)
-    return ModelRoles({version.objective: served})
+    return load_versions(engine, {version.objective: version}, get_settings().recommend_with)
 
 
 VersionOption = Annotated[

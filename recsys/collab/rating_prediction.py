@@ -16,6 +16,7 @@ from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.data.ratings import IdMap, UnknownIdError
 from recsys.models.scorer import CollabScorer, NoRatingScaleError
 
+# A pair with an id the model cannot score: refuse the request, or answer the baseline.
 Unknown = Literal["error", "baseline"]
 
 
@@ -30,14 +31,15 @@ class RatingPredictions:
 @dataclass(frozen=True)
 class RatingPredictor:
     """What rating predictions need of a Recommender: its model, id maps, metadata
-    vocabularies (None: the model reads none) and baseline (None: artifacts from before
-    baselines, whose unknown ids stay errors)."""
+    vocabularies (None: the model reads none), baseline (None: artifacts from before
+    baselines, whose unknown ids stay errors) and device."""
 
     model: CollabScorer
     user_map: IdMap
     item_map: IdMap
     encoder: MetadataEncoder | None
     baseline: RatingBaseline | None
+    device: torch.device
 
     @torch.no_grad()
     def predict(
@@ -100,8 +102,7 @@ class RatingPredictor:
     ) -> np.ndarray:
         new_users, user_ids = self._side(pairs[user_col], self.user_map, users, user_col)
         new_items, item_ids = self._side(pairs[item_col], self.item_map, items, item_col)
-        device = next(iter([*self.model.parameters(), *self.model.buffers()])).device
-        as_tensor = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+        as_tensor = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         if new_users is None and new_items is None:
             return self.model.score_pairs(as_tensor(user_ids), as_tensor(item_ids)).cpu().numpy()
         assert self.encoder is not None  # _side refuses unknown ids otherwise

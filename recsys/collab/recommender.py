@@ -36,7 +36,6 @@ from recsys.data.metadata import MetadataEncoder
 from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
 from recsys.db.identity import check_identity
 from recsys.models.scorer import (
-    CapabilityError,
     CollabScorer,
     NoMetadataError,
 )
@@ -44,7 +43,6 @@ from recsys.models.scorer import (
 Allowed = Iterable[object] | torch.Tensor | None
 FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
 OVER_FETCH = 4  # approximate search: candidates per item wanted
-# A pair with an id the model cannot score: refuse the request, or answer the baseline.
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,9 @@ class Recommender:
         self.seen = seen
         self.encoder = encoder
         self.device = next(iter([*model.parameters(), *model.buffers()])).device
-        self._ratings = RatingPredictor(self.model, user_map, item_map, encoder, baseline)
+        self._ratings = RatingPredictor(
+            self.model, user_map, item_map, encoder, baseline, self.device
+        )
         embeddings = model.item_embeddings().float()
         self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self._unit_items_cpu = self._unit_items.cpu().numpy()
@@ -146,12 +146,10 @@ class Recommender:
 
     @property
     def has_user_vectors(self) -> bool:
-        """Whether users can be compared with each other (EASE has no user vectors)."""
-        try:
-            self.model.user_embeddings()
-        except CapabilityError:
-            return False
-        return True
+        """Whether users can be compared with each other (EASE has no user vectors): the
+        model implements ``user_embeddings``. Asked, not computed: two towers and the
+        hybrid run a tower over every user for it."""
+        return type(self.model).user_embeddings is not CollabScorer.user_embeddings
 
     @property
     def reads_metadata(self) -> bool:

@@ -223,9 +223,14 @@ def make_probe_engine(database_url: str) -> Engine:
     """An engine for health probes: a connection of its own each time (never one from
     the pool that requests may have exhausted), and a few seconds at most to answer."""
     if make_url(database_url).get_backend_name() == "sqlite":
-        return make_engine(database_url, poolclass=NullPool, connect_args={"timeout": 2.0})
+        return make_engine(
+            database_url, poolclass=NullPool, connect_args={"timeout": PROBE_SECONDS}
+        )
     return make_engine(
         database_url,
         poolclass=NullPool,
-        connect_args={"connect_timeout": PROBE_SECONDS, "options": "-c statement_timeout=3000"},
+        connect_args={
+            "connect_timeout": PROBE_SECONDS,
+            "options": f"-c statement_timeout={PROBE_SECONDS * 1000}",
+        },
     )

@@ -3,6 +3,7 @@ holds, hidden items left out, its approximate index when it has one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,7 @@ class ServedVersion:
     recommender: Recommender
     catalog: ItemCatalog
 
-    def genre_mask(self, genres: list[str] | tuple[str, ...] | None) -> torch.Tensor | None:
+    def genre_mask(self, genres: Sequence[str] | None) -> torch.Tensor | None:
         """The model items of any of ``genres`` (None or empty: no filter)."""
         if not genres:
             return None
@@ -65,14 +66,21 @@ class ServedVersion:
 
 
 def load_active(engine: Engine, recommend_with: str = "ranking") -> ModelRoles[ServedVersion]:
-    """Every objective's active version, loaded as the service loads it (one read of the
-    ratings for all), in their roles: what the CLI answers from. A version that would not
-    load is reported in ``broken``, as the service reports it."""
+    """Every objective's active version, loaded as the service loads it, in their roles:
+    what the CLI answers from."""
     versions = {o: v for o in OBJECTIVES if (v := active_version(engine, o)) is not None}
+    return load_versions(engine, versions, recommend_with)
+
+
+def load_versions(
+    engine: Engine, versions: Mapping[str, ModelVersion], recommend_with: str = "ranking"
+) -> ModelRoles[ServedVersion]:
+    """``versions`` (objective -> version) loaded with one read of the ratings and the
+    catalog (hidden items included) for all, in their roles. A version that would not load
+    is reported in ``broken``, as the service reports it."""
     if not versions:
         return ModelRoles({}, recommend_with)
     ratings, catalog = RatingsSnapshot.read(engine), ItemCatalog.from_database(engine)
-    catalog.hide(read_hidden(engine))
     served: dict[str, ServedVersion] = {}
     broken: dict[str, tuple[int, str]] = {}
     for objective, version in versions.items():
