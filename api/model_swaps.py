@@ -18,11 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.metrics import MODEL_VERSION, REFUSED, SWAPS
 from api.served_model import ServedModel
-from recsys.collab.interactions import RatingsSnapshot
-from recsys.data.catalog import ItemCatalog
-from recsys.data.ratings import read_rating_changes
 from recsys.db.item_visibility import read_hidden
 from recsys.jobs.model_versions import OBJECTIVES, active_version
+from recsys.serving.following import follow_ratings
+from recsys.serving.loading import DatabaseReads
 from recsys.serving.roles import ModelRoles
 
 logger = logging.getLogger("recsys.api")
@@ -57,7 +56,7 @@ class ServiceState:
         not tried again; the current model of its objective (if any) keeps serving.
         """
         swapped = False
-        shared: tuple[RatingsSnapshot, ItemCatalog] | None = None  # read once per pass
+        reads = DatabaseReads(engine)  # each table read at most once per pass
         for objective in OBJECTIVES:
             version = active_version(engine, objective)
             current = self.models.get(objective)
@@ -65,9 +64,7 @@ class ServiceState:
             if version is None or version.id == served or version.id in self.refused:
                 continue
             try:
-                if shared is None:
-                    shared = (RatingsSnapshot.read(engine), ItemCatalog.from_database(engine))
-                self.models[objective] = ServedModel.load(engine, version, *shared)
+                self.models[objective] = ServedModel.load(engine, version, reads)
             except SQLAlchemyError:
                 raise  # the database, not the version: try again at the next poll
             except Exception as error:
@@ -105,22 +102,6 @@ class ServiceState:
         return True
 
     def follow_ratings(self, engine: Engine) -> int:
-        """Fold ratings written since each model was loaded — by another worker, another
-        replica or `recsys ingest` — into its seen items; returns how many were read.
-        One query a poll (a page per 100,000 ratings), from the oldest model's last
-        write number; a model's number moves on only once every page is in."""
-        models = list(self.models.values())
-        if not models:
-            return 0
-        after = min(model.recommender.seen.through for model in models)
-        n_read, latest = 0, after
-        for changes in read_rating_changes(engine, after=after):
-            for model in models:
-                model.recommender.add_feedback(
-                    changes[changes["seq"] > model.recommender.seen.through]
-                )
-            latest = int(changes["seq"].iloc[-1])
-            n_read += len(changes)
-        for model in models:
-            model.recommender.seen.through = max(model.recommender.seen.through, latest)
-        return n_read
+        """Fold ratings written since each model was loaded into its seen items (see
+        recsys.serving.following); returns how many were read."""
+        return follow_ratings(engine, [model.recommender for model in list(self.models.values())])

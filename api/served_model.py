@@ -19,12 +19,10 @@ import torch
 from sqlalchemy import Engine
 
 from api.recommendation_json import ItemFragments
-from recsys.collab.interactions import RatingsSnapshot
-from recsys.data.catalog import ItemCatalog
 from recsys.interpret.embeddings import bias_ranking, item_pca
 from recsys.jobs.model_versions import ModelVersion
 from recsys.models.scorer import NoBiasesError
-from recsys.serving.loading import ServedVersion, load_version
+from recsys.serving.loading import DatabaseReads, ServedVersion, load_version
 
 # How many genre filters a served model keeps (a byte per item each: 100 KiB at 100k items).
 GENRE_MASKS_KEPT = 64
@@ -45,16 +43,16 @@ class ServedModel(ServedVersion):
 
     @classmethod
     def load(
-        cls,
-        engine: Engine,
-        version: ModelVersion,
-        ratings: RatingsSnapshot | None = None,
-        catalog: ItemCatalog | None = None,
+        cls, engine: Engine, version: ModelVersion, reads: DatabaseReads | None = None
     ) -> ServedModel:
-        """Load ``version``; ``ratings`` and ``catalog``, when given, are reads shared with
-        the other models loaded at the same time (each is a pass over every rating)."""
-        recommender = load_version(engine, version, ratings=ratings)
-        catalog = catalog if catalog is not None else ItemCatalog.from_database(engine)
+        """Load ``version`` as the library serves it (``reads``: the database reads shared
+        with the other models loaded at the same time)."""
+        return cls.around(load_version(engine, version, reads=reads))
+
+    @classmethod
+    def around(cls, served: ServedVersion) -> ServedModel:
+        """The served version with the item fragments and explorer map built once."""
+        recommender, catalog = served.recommender, served.catalog
         model_items = catalog.aligned(recommender.item_map.ids)
         fit_on = 20 if (model_items["n_ratings"] >= 20).sum() > 3 else 0
         item_map = item_pca(recommender, model_items, n_components=3, min_ratings=fit_on)
@@ -67,7 +65,7 @@ class ServedModel(ServedVersion):
         except NoBiasesError:
             explorer["bias"] = None
         return cls(
-            version,
+            served.version,
             recommender,
             catalog,
             ItemFragments(

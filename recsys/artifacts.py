@@ -69,13 +69,15 @@ def _os_error_in(error: BaseException | None) -> OSError | None:
 
 
 def read_payload(path: Path | str) -> dict[str, Any]:
-    """The raw contents of a model file, without unpickling arbitrary objects."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """The raw contents of a model file, without unpickling arbitrary objects. Its
+    tensors are mapped from the file, not read (copied only if written to): the
+    workers serving one file share its pages."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
 
 
 def load_artifact(path: Path | str) -> Artifact:
     """Rebuild the model saved at ``path`` and load its weights."""
     payload = read_payload(path)
     model = build_model(payload["model"])
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(payload["state_dict"], assign=True)  # the mapped tensors themselves
     return Artifact(model, payload["extra"], payload.get("metadata", {}))

@@ -12,8 +12,12 @@ from recsys.jobs.model_versions import (
     list_versions,
     rollback,
 )
+from recsys.serving.loading import rebuild_snapshots
 
-models_app = typer.Typer(help="Model versions: list, activate, roll back.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model versions: list, activate, roll back; rebuild serving snapshots.",
+    no_args_is_help=True,
+)
 
 
 def _describe(version: ModelVersion) -> str:
@@ -66,3 +70,17 @@ def models_rollback(objective: ObjectiveOption = "rating") -> None:
         except ActivationError as error:
             raise fail(f"{error}; the active version is unchanged") from None
     out.print(f"rolled back: {objective} model version {version.id} is active", highlight=False)
+
+
+@models_app.command("snapshot")
+def models_snapshot() -> None:
+    """Write the serving snapshot of every active version again from the database as it
+    is now, without retraining: after a big ingest, workers then start without reading
+    every rating (see docs/serving.md)."""
+    with database() as engine:
+        require_schema(engine)
+        written = rebuild_snapshots(engine)
+    if not written:
+        out.print("no active model versions: run `recsys train`", highlight=False)
+    for version, path in written:
+        out.print(f"{version.objective} model version {version.id}: {path}", highlight=False)

@@ -5,8 +5,9 @@ and explains with their liked ones. Which ratings count depends on where the
 recommender came from:
 
 - built from a learner (a notebook): the training ratings;
-- loaded for serving (``Interactions.from_database``): every rating the database
-  holds, so an item rated after training, or held out of it, is never offered.
+- loaded for serving (recsys.serving.loading, from the version's serving snapshot or
+  ``from_snapshot`` of every rating): every rating the database holds, so an item
+  rated after training, or held out of it, is never offered.
 
 Either way, feedback received since is added with :meth:`Interactions.add` and
 counts from the next call. The ratings themselves are kept compressed by row
@@ -47,7 +48,7 @@ class Interactions:
     """Each user's rated items (CSR) and which of them they liked, plus later feedback."""
 
     indptr: np.ndarray  # (n_users + 1,) int64
-    indices: np.ndarray  # (n_ratings,) int64 item indices, sorted within a user
+    indices: np.ndarray  # (n_ratings,) item indices (int64, or int32 from a snapshot)
     liked_flags: np.ndarray  # (n_ratings,) bool: rated LIKED_AT or more
     n_items: int
     # Loaded from the database: the number of the latest write it includes (see
@@ -55,6 +56,7 @@ class Interactions:
     through: int = 0
     # Feedback since: user -> {item: liked}; it overrides the CSR for that pair.
     _added: dict[int, dict[int, bool]] = field(default_factory=dict, repr=False)
+    _item_counts: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -77,11 +79,6 @@ class Interactions:
             else np.asarray(ratings)[order] >= LIKED_AT
         )
         return cls(indptr, items[order], liked, n_items)
-
-    @classmethod
-    def from_database(cls, engine: Engine, user_map: IdMap, item_map: IdMap) -> Interactions:
-        """Every rating in the database of a user and an item both in the maps."""
-        return cls.from_snapshot(RatingsSnapshot.read(engine), user_map, item_map)
 
     @classmethod
     def from_snapshot(
@@ -129,8 +126,10 @@ class Interactions:
             return dict(self._added[user])
 
     def item_counts(self) -> np.ndarray:
-        """How many users rated each item (n_items,), as of loading."""
-        return np.bincount(self.indices, minlength=self.n_items)
+        """How many users rated each item (n_items,), as of loading (counted once)."""
+        if self._item_counts is None:
+            self._item_counts = np.bincount(self.indices, minlength=self.n_items)
+        return self._item_counts
 
     def add(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
         """Feedback since loading; a later rating of the same pair replaces the earlier."""

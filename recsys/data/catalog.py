@@ -45,6 +45,17 @@ def read_item_catalog(engine: Engine) -> pd.DataFrame:
     return frame
 
 
+def read_items(engine: Engine) -> pd.DataFrame:
+    """Every item's id, title, genres and whether it is hidden, in database order: the
+    catalog without its rating counts (which a serving snapshot holds)."""
+    query = select(
+        items.c.external_id.label("item_id"), items.c.title, items.c.genres, items.c.hidden
+    ).order_by(items.c.id)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=["item_id", "title", "genres", "hidden"])
+
+
 def read_user_stats(engine: Engine) -> pd.DataFrame:
     """Every user with their number of ratings and mean rating."""
     query = (
@@ -135,8 +146,8 @@ class ItemCatalog:
     masks, titles by id, and the popularity list (most rated first) that answers
     users nothing is known about.
 
-    Built once (per model load in the service); nothing here touches the database
-    afterwards.
+    Built once per model load (recsys.serving.loading.item_catalog); nothing here
+    touches the database afterwards.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -180,10 +191,6 @@ class ItemCatalog:
         """Where ``item_ids`` stand in ``by_popularity`` (ids not in the catalog skipped)."""
         positions = self._popular_index.get_indexer([str(i) for i in item_ids])
         return positions[positions >= 0].astype(np.int64)
-
-    @classmethod
-    def from_database(cls, engine: Engine) -> ItemCatalog:
-        return cls(read_item_catalog(engine))
 
     def __contains__(self, item_id: object) -> bool:
         return str(item_id) in self.frame.index

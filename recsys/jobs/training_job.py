@@ -17,8 +17,9 @@ from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
+from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.ranking import EASE_L2, ranking_learner
-from recsys.data.ratings import RatingsTable, read_ratings
+from recsys.data.ratings import RatingsTable, latest_write, read_ratings
 from recsys.data.splits import temporal_split
 from recsys.db.identity import read_identity
 from recsys.jobs.model_versions import (
@@ -31,6 +32,7 @@ from recsys.jobs.model_versions import (
 )
 from recsys.jobs.promotion import decide
 from recsys.models.ease import MAX_ITEMS as EASE_MAX_ITEMS
+from recsys.serving.snapshot import write_snapshot
 from recsys.train import distributed
 
 
@@ -283,6 +285,9 @@ def train_and_register(
     version_id = start_version(engine, config.model, asdict(config), config.objective)
     try:
         with heartbeats(engine, version_id):
+            # The write number first: a rating written during the read is followed
+            # later by the workers serving the version, never missed.
+            through = latest_write(engine)
             table = read_training_table(engine, config)
             snapshot = data_snapshot(table)
             fitted = fit_select_refit(table, config, progress)
@@ -297,6 +302,8 @@ def train_and_register(
         name = f"{version_id}-{config.objective}-{fitted.config.model}.pt"
         path = fitted.served.save(folder / name, metadata)
         build_beside(fitted.served.scoring_model, path, config.ann_min_items)
+        # What a worker needs besides the weights, so that it never reads every rating.
+        write_snapshot(RatingsSnapshot(through, table), path, version_id, database)
         selected = fitted.selected
         metrics: dict[str, object] = dict(selected.served_metrics())  # the hold-out's verdict
         metrics["n_train"] = selected.data.dls.train.n_rows

@@ -1,52 +1,69 @@
 """A model version loaded for serving: its Recommender over every rating the database
-holds, hidden items left out, its approximate index when it has one."""
+holds, hidden items left out, its approximate index when it has one, and the catalog
+around it.
+
+A version's seen items and the catalog's rating counts come from its serving snapshot
+(recsys.serving.snapshot: memory-mapped, no pass over the ratings table), then the
+ratings written since the snapshot's number. A version without a usable snapshot
+(older artifacts, a damaged or mismatched file) is served from one read of every
+rating instead, and the log says so.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
 import torch
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.ann_index import ItemIndex, index_path
-from recsys.collab.interactions import Interactions, RatingsSnapshot
+from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
-from recsys.data.catalog import ItemCatalog
+from recsys.data.catalog import ItemCatalog, read_items
 from recsys.db.identity import read_identity
-from recsys.db.item_visibility import read_hidden
 from recsys.jobs.model_versions import (
     OBJECTIVES,
     CannotActivateError,
     ModelVersion,
     active_version,
 )
+from recsys.serving.following import follow_ratings
 from recsys.serving.roles import ModelRoles
+from recsys.serving.snapshot import (
+    ItemAggregates,
+    ServingSnapshot,
+    SnapshotUnusable,
+    snapshot_path,
+    write_snapshot,
+)
+
+logger = logging.getLogger("recsys.serving")
 
 
-def load_version(
-    engine: Engine,
-    version: ModelVersion,
-    device: str | torch.device = "cpu",
-    ratings: RatingsSnapshot | None = None,
-) -> Recommender:
-    """The version as a Recommender for serving: its seen items are every rating the
-    database holds for its users, not only the ones it was trained on (``ratings``: a
-    snapshot already read, shared by the models loaded together), and hidden items are
-    never answered."""
-    if version.artifact_path is None:
-        raise CannotActivateError(f"model version {version.id} is {version.status}, not ready")
-    recommender = load_recommender(version.artifact_path, device, read_identity(engine))
-    snapshot = ratings if ratings is not None else RatingsSnapshot.read(engine)
-    served = recommender.with_seen(
-        Interactions.from_snapshot(snapshot, recommender.user_map, recommender.item_map)
-    )
-    served.hide(read_hidden(engine))
-    index = index_path(version.artifact_path)
-    if index.exists():  # built by the training job for a big catalog
-        served.use_index(ItemIndex.load(index))
-    return served
+class DatabaseReads:
+    """What the versions loaded together read from the database, each at most once: the
+    items table (small), and every rating — only for a version without a usable
+    snapshot."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._items: pd.DataFrame | None = None
+        self._ratings: RatingsSnapshot | None = None
+
+    def items(self) -> pd.DataFrame:
+        if self._items is None:
+            self._items = read_items(self.engine)
+        return self._items
+
+    def ratings(self) -> RatingsSnapshot:
+        if self._ratings is None:
+            self._ratings = RatingsSnapshot.read(self.engine)
+        return self._ratings
 
 
 @dataclass
@@ -65,6 +82,71 @@ class ServedVersion:
         return torch.from_numpy(self.catalog.genre_mask(genres, self.recommender.item_map.ids))
 
 
+def load_version(
+    engine: Engine,
+    version: ModelVersion,
+    device: str | torch.device = "cpu",
+    reads: DatabaseReads | None = None,
+) -> ServedVersion:
+    """The version as served: its seen items are every rating the database holds for
+    its users, not only the ones it was trained on, and hidden items are never
+    answered (``reads``: shared with the versions loaded at the same time)."""
+    if version.artifact_path is None:
+        raise CannotActivateError(f"model version {version.id} is {version.status}, not ready")
+    reads = reads if reads is not None else DatabaseReads(engine)
+    database = read_identity(engine)
+    recommender = load_recommender(version.artifact_path, device, database)
+    snapshot = serving_snapshot(reads, version, recommender, database)
+    served = recommender.with_seen(snapshot.seen)
+    follow_ratings(engine, [served])  # written since the snapshot's number
+    catalog = item_catalog(reads.items(), snapshot.items)
+    served.hide(catalog.hidden)
+    index = index_path(version.artifact_path)
+    if index.exists():  # built by the training job for a big catalog
+        served.use_index(ItemIndex.load(index))
+    return ServedVersion(version, served, catalog)
+
+
+def serving_snapshot(
+    reads: DatabaseReads, version: ModelVersion, recommender: Recommender, database: str
+) -> ServingSnapshot:
+    """The version's snapshot file, or — without a usable one — the same built from
+    every rating in the database (logged: a worker then starts slower)."""
+    assert version.artifact_path is not None
+    path = snapshot_path(version.artifact_path)
+    maps = (recommender.user_map, recommender.item_map)
+    if path.exists():
+        try:
+            return ServingSnapshot.load(path, *maps, version_id=version.id, database=database)
+        except (OSError, SnapshotUnusable) as error:
+            logger.warning(
+                "model version %s: serving snapshot unusable (%s); reading the ratings from "
+                "the database instead (`recsys models snapshot` writes a new one)",
+                version.id,
+                error,
+            )
+    else:
+        logger.warning(
+            "model version %s has no serving snapshot; reading the ratings from the "
+            "database instead (`recsys models snapshot` writes one)",
+            version.id,
+        )
+    return ServingSnapshot.build(reads.ratings(), *maps)
+
+
+def item_catalog(items: pd.DataFrame, aggregates: ItemAggregates) -> ItemCatalog:
+    """Every item (``items``: id, title, genres, hidden) with its number of ratings and
+    mean rating as of the snapshot (0 and NaN for an item nobody had rated)."""
+    rated = pd.DataFrame(
+        {"n_ratings": aggregates.n_ratings, "mean_rating": aggregates.mean_ratings},
+        index=pd.Index(aggregates.item_ids, dtype=object),
+    )
+    frame = items.join(rated, on="item_id")
+    frame["n_ratings"] = frame["n_ratings"].fillna(0).astype("int64")
+    frame["mean_rating"] = frame["mean_rating"].astype("float64")
+    return ItemCatalog(frame)
+
+
 def load_active(engine: Engine, recommend_with: str = "ranking") -> ModelRoles[ServedVersion]:
     """Every objective's active version, loaded as the service loads it, in their roles:
     what the CLI answers from."""
@@ -75,21 +157,31 @@ def load_active(engine: Engine, recommend_with: str = "ranking") -> ModelRoles[S
 def load_versions(
     engine: Engine, versions: Mapping[str, ModelVersion], recommend_with: str = "ranking"
 ) -> ModelRoles[ServedVersion]:
-    """``versions`` (objective -> version) loaded with one read of the ratings and the
-    catalog (hidden items included) for all, in their roles. A version that would not load
-    is reported in ``broken``, as the service reports it."""
-    if not versions:
-        return ModelRoles({}, recommend_with)
-    ratings, catalog = RatingsSnapshot.read(engine), ItemCatalog.from_database(engine)
+    """``versions`` (objective -> version) loaded together, in their roles. A version
+    that would not load is reported in ``broken``, as the service reports it."""
+    reads = DatabaseReads(engine)
     served: dict[str, ServedVersion] = {}
     broken: dict[str, tuple[int, str]] = {}
     for objective, version in versions.items():
         try:
-            recommender = load_version(engine, version, ratings=ratings)
+            served[objective] = load_version(engine, version, reads=reads)
         except SQLAlchemyError:
             raise
         except Exception as error:  # a damaged or missing file: said, not raised
             broken[objective] = (version.id, f"{type(error).__name__}: {error}")
-            continue
-        served[objective] = ServedVersion(version, recommender, catalog)
     return ModelRoles(served, recommend_with, broken)
+
+
+def rebuild_snapshots(engine: Engine) -> list[tuple[ModelVersion, Path]]:
+    """Write the serving snapshot of every active version again from the database as it
+    is now (after a big ingest: workers then start without reading it all), without
+    retraining; one read of the ratings for all."""
+    versions = [v for o in OBJECTIVES if (v := active_version(engine, o)) is not None]
+    if not versions:
+        return []
+    ratings, database = RatingsSnapshot.read(engine), read_identity(engine)
+    return [
+        (version, write_snapshot(ratings, version.artifact_path, version.id, database))
+        for version in versions
+        if version.artifact_path is not None
+    ]

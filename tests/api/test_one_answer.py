@@ -44,7 +44,7 @@ def test_cli_library_and_api_return_the_same_top_ten_and_nothing_rated(
         )  # fmt: skip
         train_and_register(engine, config, tmp_path / "artifacts", progress=False)
     version = active_version(engine, "ranking")
-    library = load_version(engine, version)
+    library = load_version(engine, version).recommender
     rated = everything.groupby("user_id")["item_id"].apply(set)
 
     with TestClient(create_app(settings)) as client:

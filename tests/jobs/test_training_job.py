@@ -326,6 +326,6 @@ def test_big_catalogs_get_an_index_beside_the_artifact_that_serving_uses(
     indexed = train_and_register(engine, replace(small, ann_min_items=10), tmp_path, progress=False)
     version = get_version(engine, indexed.version_id)
     assert index_path(version.artifact_path).exists()
-    served = load_version(engine, version)
+    served = load_version(engine, version).recommender
     assert served.item_index is not None
     assert len(served.recommend("u0", 3)) >= 1

@@ -1,0 +1,243 @@
+"""The serving snapshot written beside a model version: what a worker needs besides the
+weights, so that it starts without reading the ratings table.
+
+It holds, as of one write number (``ratings.seq``):
+
+- every model user's seen items and which of them they liked, over every rating the
+  database holds (CSR: ``indptr``, ``indices``, ``liked``);
+- each rated item's number of ratings and sum of ratings (the catalog's popularity
+  order and means; titles, genres and hidden flags are read from the items table,
+  which is small and edited through the API).
+
+One file, ``<artifact>.serving``: a JSON header, then flat little-endian arrays,
+each 64-byte aligned. A worker maps it read-only, so every worker on the machine
+shares one copy in the page cache; nothing in it is unpickled. The header names the
+version, the database and fingerprints of the model's id maps: a snapshot that does
+not match its artifact, or that is truncated or damaged, is refused with
+:class:`SnapshotUnusable` and the loader reads the database instead (and says so).
+Ratings written after the snapshot's number are folded in by the follower, as for
+any served model.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.artifacts import read_payload
+from recsys.collab.interactions import Interactions, RatingsSnapshot
+from recsys.collab.recommender_state import RecommenderState
+from recsys.data.ratings import IdMap
+
+MAGIC = b"recsys serving snapshot\n"
+FORMAT = 1
+ALIGN = 64
+_LENGTH = struct.Struct("<Q")  # the header's length in bytes, after the magic
+ARRAYS = (
+    "seen_indptr",
+    "seen_indices",
+    "seen_liked",
+    "item_id_text",  # the rated items' ids, UTF-8, separated by \x1f
+    "item_n_ratings",
+    "item_rating_sums",
+)
+
+
+class SnapshotUnusable(ValueError):
+    """A snapshot file that cannot serve its version: damaged, truncated or another
+    version's (the message says which)."""
+
+
+def snapshot_path(artifact_path: Path | str) -> Path:
+    """Where the snapshot of the model file ``artifact_path`` lives."""
+    path = Path(artifact_path)
+    return path.with_name(f"{path.name}.serving")
+
+
+def id_fingerprint(ids: np.ndarray) -> int:
+    """A checksum of ids in order (as text): the snapshot is of these maps, or not."""
+    return zlib.crc32("\x1f".join(str(i) for i in ids.tolist()).encode())
+
+
+@dataclass(frozen=True)
+class ItemAggregates:
+    """Per rated item (external id as text): how many ratings and their sum."""
+
+    item_ids: np.ndarray  # object array of str
+    n_ratings: np.ndarray  # int64
+    rating_sums: np.ndarray  # float64
+
+    @classmethod
+    def of(cls, ratings: RatingsSnapshot) -> ItemAggregates:
+        table = ratings.table
+        items = table.items.numpy()
+        n_items = len(table.item_map)
+        return cls(
+            np.array([str(i) for i in table.item_map.ids.tolist()], dtype=object),
+            np.bincount(items, minlength=n_items).astype(np.int64),
+            np.bincount(items, weights=table.ratings.numpy(), minlength=n_items),
+        )
+
+    @property
+    def mean_ratings(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.rating_sums / self.n_ratings
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    """A version's seen items and the catalog's aggregates as of write ``through``."""
+
+    seen: Interactions
+    items: ItemAggregates
+    through: int
+    source: str  # "file <path>" or "database": where it came from, for the log
+
+    @classmethod
+    def build(cls, ratings: RatingsSnapshot, user_map: IdMap, item_map: IdMap) -> ServingSnapshot:
+        """From every rating read at once (see RatingsSnapshot)."""
+        seen = Interactions.from_snapshot(ratings, user_map, item_map)
+        return cls(seen, ItemAggregates.of(ratings), ratings.through, "database")
+
+    def save(self, path: Path | str, user_map: IdMap, item_map: IdMap, **header: Any) -> Path:
+        """Write atomically (a temporary file renamed into place); ``header``: what the
+        loader checks besides the id maps (the version and the database)."""
+        path = Path(path)
+        text = "\x1f".join(self.items.item_ids.tolist()).encode()
+        arrays = {
+            "seen_indptr": self.seen.indptr.astype("<i8"),
+            "seen_indices": self.seen.indices.astype("<i4"),
+            "seen_liked": self.seen.liked_flags.astype(bool),
+            "item_id_text": np.frombuffer(text, dtype=np.uint8),
+            "item_n_ratings": self.items.n_ratings.astype("<i8"),
+            "item_rating_sums": self.items.rating_sums.astype("<f8"),
+        }
+        layout, offset = {}, 0
+        for name, array in arrays.items():
+            offset = -(-offset // ALIGN) * ALIGN
+            layout[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "at": offset}
+            offset += array.nbytes
+        description = json.dumps(
+            {
+                "format": FORMAT,
+                "through": self.through,
+                "n_users": len(user_map),
+                "n_items": len(item_map),
+                "users": id_fingerprint(user_map.ids),
+                "items": id_fingerprint(item_map.ids),
+                "arrays": layout,
+                **header,
+            }
+        ).encode()
+        start = -(-(len(MAGIC) + _LENGTH.size + len(description)) // ALIGN) * ALIGN
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with temporary.open("wb") as file:
+                file.write(MAGIC + _LENGTH.pack(len(description)) + description)
+                for name, array in arrays.items():
+                    file.seek(start + layout[name]["at"])
+                    file.write(np.ascontiguousarray(array).tobytes())
+                file.truncate(start + offset)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # never half a snapshot left behind
+            raise
+        return path
+
+    @classmethod
+    def load(
+        cls, path: Path | str, user_map: IdMap, item_map: IdMap, **expected: Any
+    ) -> ServingSnapshot:
+        """Map the file read-only; SnapshotUnusable when it is damaged or was not
+        written for these id maps and ``expected`` header values."""
+        path = Path(path)
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        header, start = _read_header(mapped, path)
+        wanted = {
+            "format": FORMAT,
+            "n_users": len(user_map),
+            "n_items": len(item_map),
+            **expected,
+        }
+        for key, value in wanted.items():
+            if header.get(key) != value:
+                raise SnapshotUnusable(
+                    f"{path} is not this version's snapshot: {key} is {header.get(key)!r}, "
+                    f"not {value!r}"
+                )
+        arrays = _arrays(mapped, header["arrays"], start, size, path)
+        # Checked after the sizes: the id maps' fingerprints cost a pass over the ids.
+        for key, ids in (("users", user_map.ids), ("items", item_map.ids)):
+            if header.get(key) != id_fingerprint(ids):
+                raise SnapshotUnusable(f"{path} was written for other {key} than the model's")
+        indptr = arrays["seen_indptr"]
+        if len(indptr) != len(user_map) + 1 or indptr[-1] != len(arrays["seen_indices"]):
+            raise SnapshotUnusable(f"{path} is damaged: its seen items do not add up")
+        text = arrays["item_id_text"].tobytes().decode()
+        item_ids = np.array(text.split("\x1f") if text else [], dtype=object)
+        if len(item_ids) != len(arrays["item_n_ratings"]):
+            raise SnapshotUnusable(f"{path} is damaged: its item ids do not add up")
+        seen = Interactions(
+            indptr, arrays["seen_indices"], arrays["seen_liked"], len(item_map), header["through"]
+        )
+        items = ItemAggregates(item_ids, arrays["item_n_ratings"], arrays["item_rating_sums"])
+        return cls(seen, items, int(header["through"]), f"file {path}")
+
+
+def _arrays(
+    mapped: mmap.mmap | bytes, layout: dict[str, Any], start: int, size: int, path: Path
+) -> dict[str, np.ndarray]:
+    """Read-only views of the arrays the header lays out."""
+    arrays = {}
+    try:
+        for name in ARRAYS:
+            spec = layout[name]
+            dtype, shape = np.dtype(spec["dtype"]), tuple(int(n) for n in spec["shape"])
+            count, at = int(np.prod(shape)), start + int(spec["at"])
+            if at + count * dtype.itemsize > size:
+                raise SnapshotUnusable(f"{path} is truncated: {name} runs past its end")
+            arrays[name] = np.frombuffer(mapped, dtype, count, at).reshape(shape)
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, SnapshotUnusable):
+            raise
+        raise SnapshotUnusable(f"{path} has a damaged header ({error})") from None
+    return arrays
+
+
+def _read_header(mapped: mmap.mmap | bytes, path: Path) -> tuple[dict[str, Any], int]:
+    """The header and where the arrays start."""
+    fixed = len(MAGIC) + _LENGTH.size
+    if len(mapped) < fixed or mapped[: len(MAGIC)] != MAGIC:
+        raise SnapshotUnusable(f"{path} is not a serving snapshot (or is damaged)")
+    (length,) = _LENGTH.unpack(mapped[len(MAGIC) : fixed])
+    try:
+        header = json.loads(bytes(mapped[fixed : fixed + length]))
+    except ValueError:
+        raise SnapshotUnusable(f"{path} has a damaged header") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays"), dict):
+        raise SnapshotUnusable(f"{path} has a damaged header")
+    return header, -(-(fixed + length) // ALIGN) * ALIGN
+
+
+def write_snapshot(
+    ratings: RatingsSnapshot, artifact_path: Path | str, version_id: int, database: str
+) -> Path:
+    """Write the serving snapshot of version ``version_id``, whose model file is
+    ``artifact_path``, from ``ratings``: by the training job from the ratings it read,
+    and by `recsys models snapshot`."""
+    state = RecommenderState.from_extra(read_payload(artifact_path)["extra"])
+    user_map, item_map = state.user_map, state.item_map
+    snapshot = ServingSnapshot.build(ratings, user_map, item_map)
+    return snapshot.save(
+        snapshot_path(artifact_path), user_map, item_map, version_id=version_id, database=database
+    )
