@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,13 +67,18 @@ def service_env(database_url: str, artifact_dir: Path, **extra: str) -> dict[str
 
 @contextmanager
 def serving(
-    env: dict[str, str], log: Path, workers: int = 1, wait_for: str = "/health", deaths: int = 0
+    env: dict[str, str],
+    log: Path,
+    workers: int = 1,
+    wait_for: str = "/health",
+    deaths: int = 0,
+    options: Sequence[str] = (),
 ) -> Iterator[str]:
     """``recsys serve`` on a free loopback port until the block ends; yields its base URL.
 
     Waits until ``wait_for`` answers 200; the server's output goes to ``log`` (shown
     when it fails to get there). Fails if more than ``deaths`` workers died (the ones
-    a test kills itself).
+    a test kills itself). ``options``: more of `recsys serve`'s options.
     """
     port = free_port()
     with log.open("w") as output:
@@ -87,6 +92,7 @@ def serving(
                 str(port),
                 "--workers",
                 str(workers),
+                *options,
             ],
             env=env,
             stdout=output,

@@ -98,6 +98,7 @@ def load_version(
     recommender = load_recommender(version.artifact_path, device, database)
     snapshot = serving_snapshot(reads, version, recommender, database)
     served = recommender.with_seen(snapshot.seen)
+    served.use_similarity_table(snapshot.item_similarity)
     follow_ratings(engine, [served])  # written since the snapshot's number
     catalog = item_catalog(reads.items(), snapshot.items)
     served.hide(catalog.hidden)
@@ -131,7 +132,7 @@ def serving_snapshot(
             "database instead (`recsys models snapshot` writes one)",
             version.id,
         )
-    return ServingSnapshot.build(reads.ratings(), *maps)
+    return ServingSnapshot.build(reads.ratings(), recommender)
 
 
 def item_catalog(items: pd.DataFrame, aggregates: ItemAggregates) -> ItemCatalog:

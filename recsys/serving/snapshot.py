@@ -7,7 +7,10 @@ It holds, as of one write number (``ratings.seq``):
   database holds (CSR: ``indptr``, ``indices``, ``liked``);
 - each rated item's number of ratings and sum of ratings (the catalog's popularity
   order and means; titles, genres and hidden flags are read from the items table,
-  which is small and edited through the API).
+  which is small and edited through the API);
+- for a catalog of up to ``SIMILARITY_TABLE_MAX_ITEMS`` items, every item pair's
+  similarity, which "because you liked" looks up (see
+  ``Recommender.use_similarity_table``).
 
 One file, ``<artifact>.serving``: a JSON header, then flat little-endian arrays,
 each 64-byte aligned. A worker maps it read-only, so every worker on the machine
@@ -32,9 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.artifacts import read_payload
 from recsys.collab.interactions import Interactions, RatingsSnapshot
-from recsys.collab.recommender_state import RecommenderState
+from recsys.collab.recommender import SIMILARITY_TABLE_MAX_ITEMS, Recommender, load_recommender
 from recsys.data.ratings import IdMap
 
 MAGIC = b"recsys serving snapshot\n"
@@ -48,6 +50,7 @@ ARRAYS = (
     "item_id_text",  # the rated items' ids, UTF-8, separated by \x1f
     "item_n_ratings",
     "item_rating_sums",
+    "item_similarity",  # every model item pair's, for a small catalog; else (0, 0)
 )
 
 
@@ -98,14 +101,18 @@ class ServingSnapshot:
 
     seen: Interactions
     items: ItemAggregates
+    item_similarity: np.ndarray | None
     through: int
     source: str  # "file <path>" or "database": where it came from, for the log
 
     @classmethod
-    def build(cls, ratings: RatingsSnapshot, user_map: IdMap, item_map: IdMap) -> ServingSnapshot:
-        """From every rating read at once (see RatingsSnapshot)."""
-        seen = Interactions.from_snapshot(ratings, user_map, item_map)
-        return cls(seen, ItemAggregates.of(ratings), ratings.through, "database")
+    def build(cls, ratings: RatingsSnapshot, recommender: Recommender) -> ServingSnapshot:
+        """For ``recommender``'s model from every rating read at once (see
+        RatingsSnapshot)."""
+        seen = Interactions.from_snapshot(ratings, recommender.user_map, recommender.item_map)
+        small = len(recommender.item_map) <= SIMILARITY_TABLE_MAX_ITEMS
+        table = recommender.item_similarity_table() if small else None
+        return cls(seen, ItemAggregates.of(ratings), table, ratings.through, "database")
 
     def save(self, path: Path | str, user_map: IdMap, item_map: IdMap, **header: Any) -> Path:
         """Write atomically (a temporary file renamed into place); ``header``: what the
@@ -119,6 +126,9 @@ class ServingSnapshot:
             "item_id_text": np.frombuffer(text, dtype=np.uint8),
             "item_n_ratings": self.items.n_ratings.astype("<i8"),
             "item_rating_sums": self.items.rating_sums.astype("<f8"),
+            "item_similarity": (
+                np.zeros((0, 0)) if self.item_similarity is None else self.item_similarity
+            ).astype("<f4"),
         }
         layout, offset = {}, 0
         for name, array in arrays.items():
@@ -191,7 +201,11 @@ class ServingSnapshot:
             indptr, arrays["seen_indices"], arrays["seen_liked"], len(item_map), header["through"]
         )
         items = ItemAggregates(item_ids, arrays["item_n_ratings"], arrays["item_rating_sums"])
-        return cls(seen, items, int(header["through"]), f"file {path}")
+        table = arrays["item_similarity"]
+        if table.size and table.shape != (len(item_map),) * 2:
+            raise SnapshotUnusable(f"{path} is damaged: its similarity table is {table.shape}")
+        similarity = table if table.size else None
+        return cls(seen, items, similarity, int(header["through"]), f"file {path}")
 
 
 def _arrays(
@@ -235,9 +249,12 @@ def write_snapshot(
     """Write the serving snapshot of version ``version_id``, whose model file is
     ``artifact_path``, from ``ratings``: by the training job from the ratings it read,
     and by `recsys models snapshot`."""
-    state = RecommenderState.from_extra(read_payload(artifact_path)["extra"])
-    user_map, item_map = state.user_map, state.item_map
-    snapshot = ServingSnapshot.build(ratings, user_map, item_map)
+    recommender = load_recommender(artifact_path)
+    snapshot = ServingSnapshot.build(ratings, recommender)
     return snapshot.save(
-        snapshot_path(artifact_path), user_map, item_map, version_id=version_id, database=database
+        snapshot_path(artifact_path),
+        recommender.user_map,
+        recommender.item_map,
+        version_id=version_id,
+        database=database,
     )

@@ -65,6 +65,14 @@ def test_requests_feedback_and_models_are_counted(client: TestClient) -> None:
     assert {labels["objective"] for labels, _ in versions} >= {"rating"}
 
 
+def test_the_access_log_is_asked_for(tmp_path: Path) -> None:
+    env = service_env(f"sqlite:///{tmp_path / 'recsys.db'}", tmp_path / "artifacts")
+    log = tmp_path / "server.log"
+    with serving(env, log, options=["--access-log"]) as base:
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    assert '"GET /health HTTP/1.1" 200' in log.read_text()
+
+
 @pytest.mark.slow
 def test_two_workers_add_up_and_each_reports_its_model_version(
     engine: Engine, database_url: str, tmp_path: Path
@@ -87,6 +95,7 @@ def test_two_workers_add_up_and_each_reports_its_model_version(
             assert set(pool.map(recommend, range(60))) == {200}
         text = httpx.get(f"{base}/metrics", headers=key, timeout=10).text
     assert requests(text, RECOMMENDATIONS) == 60  # both workers' counts, added
+    assert "GET /users/" not in (tmp_path / "server.log").read_text()  # no access log
     versions = samples(text, "recsys_model_version")
     ranking = [
         (labels["pid"], value) for labels, value in versions if labels["objective"] == "ranking"

@@ -183,6 +183,20 @@ def test_because_you_liked_names_a_liked_item_of_the_same_taste(
     assert set(reasons.item_ids) <= loved
 
 
+def test_the_similarity_table_gives_the_same_reasons(recommender: Recommender) -> None:
+    users = list(recommender.user_map.ids[:10])
+    items = list(recommender.item_map.ids)
+    computed = [recommender.because_you_liked(u, items, n=3) for u in users]
+    looked_up = copy.copy(recommender)
+    looked_up.use_similarity_table(recommender.item_similarity_table())
+    for user, expected in zip(users, computed, strict=True):
+        for ours, theirs in zip(
+            looked_up.because_you_liked(user, items, n=3), expected, strict=True
+        ):
+            assert list(ours.item_ids) == list(theirs.item_ids)
+            np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)
+
+
 def test_save_then_load_gives_identical_answers(learner: CollabLearner, tmp_path: Path) -> None:
     before = learner.recommender()
     after = load_recommender(learner.save(tmp_path / "model.pt"))
