@@ -78,6 +78,7 @@ def read_payload(path: Path | str) -> dict[str, Any]:
 def load_artifact(path: Path | str) -> Artifact:
     """Rebuild the model saved at ``path`` and load its weights."""
     payload = read_payload(path)
-    model = build_model(payload["model"])
+    with torch.device("meta"):  # no memory, no random initialisation: the file has it all
+        model = build_model(payload["model"])
     model.load_state_dict(payload["state_dict"], assign=True)  # the mapped tensors themselves
     return Artifact(model, payload["extra"], payload.get("metadata", {}))

@@ -15,10 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from recsys.train.learner import Learner
-from recsys.train.training_plots import save_figure
 
 
 @dataclass
@@ -65,12 +63,20 @@ class ClassificationInterpretation:
 
     def confusion_matrix(self) -> pd.DataFrame:
         """Counts with actual classes as rows and predicted classes as columns."""
-        counts = confusion_matrix(self.targets, self.predicted, labels=range(len(self.classes)))
+        n = len(self.classes)
+        pairs = np.asarray(self.targets) * n + np.asarray(self.predicted)
+        counts = np.bincount(pairs, minlength=n * n).reshape(n, n)
         index = pd.Index(self.classes, name="actual")
         return pd.DataFrame(counts, index=index, columns=pd.Index(self.classes, name="predicted"))
 
     def plot_confusion_matrix(self, path: Path | str, normalize: bool = False) -> Path:
         """The confusion matrix as a PNG; ``normalize`` shows each actual row as fractions."""
+        # Imported here: a serving worker loads classifiers but never plots, and these
+        # two cost it tens of megabytes each.
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        from recsys.train.training_plots import save_figure
+
         counts = self.confusion_matrix().to_numpy()
         if normalize:
             counts = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

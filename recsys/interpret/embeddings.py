@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from recsys.collab.recommender import Recommender
 from recsys.data.ratings import UnknownIdError
@@ -102,12 +101,21 @@ def item_pca(
             f"only {int(fitted.sum())} items have at least {min_ratings} ratings; "
             f"lower min_ratings to fit {n_components} components on more items than that"
         )
-    pca = PCA(n_components=n_components, random_state=0).fit(embeddings[fitted])
-    projected = pca.transform(embeddings)
+    # numpy's SVD, not scikit-learn's PCA: a serving worker builds this map at start,
+    # and importing scikit-learn cost each worker 100 MB of private memory.
+    mean = embeddings[fitted].mean(axis=0)
+    _, singular, directions = np.linalg.svd(embeddings[fitted] - mean, full_matrices=False)
+    directions = directions[:n_components]
+    # A direction's sign is arbitrary: its largest coordinate is made positive, so that
+    # the same model always draws the same map.
+    largest = np.abs(directions).argmax(axis=1)
+    directions *= np.sign(directions[np.arange(n_components), largest])[:, None]
+    projected = (embeddings - mean) @ directions.T
     for k in range(n_components):
         frame[f"pc{k + 1}"] = projected[:, k]
     frame["fitted"] = fitted
-    return ItemMap(frame, pca.explained_variance_ratio_, int(fitted.sum()))
+    variance = singular**2
+    return ItemMap(frame, variance[:n_components] / variance.sum(), int(fitted.sum()))
 
 
 def find_items(catalog: pd.DataFrame, query: str) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from recsys.collab.recommender import SIMILARITY_TABLE_MAX_ITEMS, Recommender, l
 from recsys.data.ratings import IdMap
 
 MAGIC = b"recsys serving snapshot\n"
-FORMAT = 1
+FORMAT = 2  # 2: the similarity table
 ALIGN = 64
 _LENGTH = struct.Struct("<Q")  # the header's length in bytes, after the magic
 ARRAYS = (
@@ -215,6 +215,8 @@ def _arrays(
     arrays = {}
     try:
         for name in ARRAYS:
+            if name not in layout:
+                raise SnapshotUnusable(f"{path} has no {name} array")
             spec = layout[name]
             dtype, shape = np.dtype(spec["dtype"]), tuple(int(n) for n in spec["shape"])
             count, at = int(np.prod(shape)), start + int(spec["at"])
