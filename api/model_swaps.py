@@ -56,7 +56,8 @@ class ServiceState:
         not tried again; the current model of its objective (if any) keeps serving.
         """
         swapped = False
-        reads = DatabaseReads(engine)  # each table read at most once per pass
+        # Each table read at most once per pass; id maps shared with the models served.
+        reads = DatabaseReads(engine, [m.recommender for m in self.models.values()])
         for objective in OBJECTIVES:
             version = active_version(engine, objective)
             current = self.models.get(objective)

@@ -33,7 +33,7 @@ from recsys.collab.rating_prediction import RatingPredictions, RatingPredictor, 
 from recsys.collab.recommender_state import RecommenderState
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.metadata import MetadataEncoder
-from recsys.data.ratings import LIKED_AT, IdMap, UnknownIdError
+from recsys.data.ratings import LIKED_AT, IdMap, SharedIdMaps, UnknownIdError
 from recsys.db.identity import check_identity
 from recsys.models.scorer import (
     CollabScorer,
@@ -449,14 +449,18 @@ class Recommender:
 
 
 def recommender_from_state(
-    model: CollabScorer, state: RecommenderState, seen: Interactions | None = None
+    model: CollabScorer,
+    state: RecommenderState,
+    seen: Interactions | None = None,
+    maps: SharedIdMaps | None = None,
 ) -> Recommender:
     """A Recommender from a model and the state a collab learner saves beside it;
-    ``seen`` replaces the saved training interactions."""
+    ``seen`` replaces the saved training interactions; ``maps``: id maps shared with
+    the models loaded beside it."""
     return Recommender(
         model,
-        state.user_map,
-        state.item_map,
+        state.user_map(maps),
+        state.item_map(maps),
         seen if seen is not None else state.seen(),
         state.encoder(),
         state.baseline(),
@@ -464,14 +468,18 @@ def recommender_from_state(
 
 
 def load_recommender(
-    path: Path | str, device: str | torch.device = "cpu", database: str | None = None
+    path: Path | str,
+    device: str | torch.device = "cpu",
+    database: str | None = None,
+    maps: SharedIdMaps | None = None,
 ) -> Recommender:
     """A :class:`Recommender` from a file written by a collaborative learner's ``save``;
     its seen items are the training ratings. With ``database`` (an identity, see
-    recsys.db.identity), a file trained on another database is refused."""
+    recsys.db.identity), a file trained on another database is refused; ``maps``: id
+    maps shared with the models loaded beside it (a serving worker's)."""
     artifact = load_artifact(path)
     if database is not None:
         check_identity(database, artifact.metadata.get("database"), path)
     state = RecommenderState.from_extra(artifact.extra)
     model = artifact.model.to(device)  # a collaborative file holds a CollabScorer
-    return recommender_from_state(model, state)  # type: ignore[arg-type]
+    return recommender_from_state(model, state, maps=maps)  # type: ignore[arg-type]

@@ -8,13 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
 import torch
 
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.data.metadata import MetadataEncoder
-from recsys.data.ratings import IdMap
+from recsys.data.ratings import IdMap, SharedIdMaps
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,12 @@ class RecommenderState:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
         return {name: value for name, value in values.items() if value is not None}
 
-    @property
-    def user_map(self) -> IdMap:
-        return IdMap("user", np.asarray(self.user_ids, dtype=object))
+    def user_map(self, shared: SharedIdMaps | None = None) -> IdMap:
+        """The users' map (``shared``: kept once with other models' equal maps)."""
+        return (shared or SharedIdMaps()).get("user", self.user_ids)
 
-    @property
-    def item_map(self) -> IdMap:
-        return IdMap("item", np.asarray(self.item_ids, dtype=object))
+    def item_map(self, shared: SharedIdMaps | None = None) -> IdMap:
+        return (shared or SharedIdMaps()).get("item", self.item_ids)
 
     def seen(self) -> Interactions:
         """The training interactions."""

@@ -74,6 +74,28 @@ class IdMap:
         return np.fromiter((self.index(i) for i in external_ids), dtype=np.int64)
 
 
+class SharedIdMaps:
+    """Id maps kept once for the models loaded together: two versions trained on the same
+    ratings know the same users, and a map of a million of them costs 130 MB."""
+
+    def __init__(self, maps: Iterable[IdMap] = ()) -> None:
+        self._given = list(maps)  # indexed at the first get: most passes load nothing
+        self._maps: dict[tuple[str, int], IdMap] = {}
+
+    def get(self, kind: str, ids: list[object]) -> IdMap:
+        """The map of ``ids`` (in this order): one already kept, or a new one, kept."""
+        for known in self._given:
+            self._maps.setdefault((known.kind, hash(tuple(known.ids.tolist()))), known)
+        self._given = []
+        key = (kind, hash(tuple(ids)))
+        known = self._maps.get(key)
+        if known is not None and known.ids.tolist() == ids:
+            return known
+        made = IdMap(kind, np.asarray(ids, dtype=object))
+        self._maps[key] = made
+        return made
+
+
 @dataclass
 class RatingsTable:
     """All ratings as index tensors, with the id maps and optional metadata frames."""

@@ -25,6 +25,7 @@ from recsys.collab.ann_index import ItemIndex, index_path
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.data.catalog import ItemCatalog, read_items
+from recsys.data.ratings import SharedIdMaps
 from recsys.db.identity import read_identity
 from recsys.jobs.model_versions import (
     OBJECTIVES,
@@ -48,10 +49,11 @@ logger = logging.getLogger("recsys.serving")
 class DatabaseReads:
     """What the versions loaded together read from the database, each at most once: the
     items table (small), and every rating — only for a version without a usable
-    snapshot."""
+    snapshot; and the id maps they share (``serving``: the models served already)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, serving: Sequence[Recommender] = ()) -> None:
         self.engine = engine
+        self.maps = SharedIdMaps(m for r in serving for m in (r.user_map, r.item_map))
         self._items: pd.DataFrame | None = None
         self._ratings: RatingsSnapshot | None = None
 
@@ -95,7 +97,7 @@ def load_version(
         raise CannotActivateError(f"model version {version.id} is {version.status}, not ready")
     reads = reads if reads is not None else DatabaseReads(engine)
     database = read_identity(engine)
-    recommender = load_recommender(version.artifact_path, device, database)
+    recommender = load_recommender(version.artifact_path, device, database, reads.maps)
     snapshot = serving_snapshot(reads, version, recommender, database)
     served = recommender.with_seen(snapshot.seen)
     served.use_similarity_table(snapshot.item_similarity)
