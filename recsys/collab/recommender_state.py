@@ -1,6 +1,8 @@
 """What a collaborative model file keeps beside the weights, typed: the id maps, the
 training interactions, the rating baseline and, for a model that reads metadata, its
-vocabularies. Saved as plain data (lists, tensors, dicts: ``weights_only`` loading)."""
+vocabularies. Saved as plain data (lists, tensors, dicts: ``weights_only`` loading); text
+ids as one tensor, which loading maps from the file instead of unpickling a Python string
+per id (a million users cost a worker 120 MB that way, freed too late to give back)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,15 @@ import torch
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.data.metadata import MetadataEncoder
-from recsys.data.ratings import IdMap, SharedIdMaps
+from recsys.data.ratings import ID_SEPARATOR, IdMap, PackedIds, SharedIdMaps, pack_ids
 
 
 @dataclass(frozen=True)
 class RecommenderState:
     """The extra state of a collaborative artifact (see the module docstring)."""
 
-    user_ids: list[object]
-    item_ids: list[object]
+    user_ids: PackedIds  # see recsys.data.ratings.pack_ids
+    item_ids: PackedIds
     seen_indptr: torch.Tensor
     seen_indices: torch.Tensor
     seen_liked: torch.Tensor
@@ -39,8 +41,8 @@ class RecommenderState:
         encoder: MetadataEncoder | None = None,
     ) -> RecommenderState:
         return cls(
-            user_map.ids.tolist(),
-            item_map.ids.tolist(),
+            pack_ids(user_map.ids.tolist()),
+            pack_ids(item_map.ids.tolist()),
             torch.from_numpy(seen.indptr),
             torch.from_numpy(seen.indices),
             torch.from_numpy(seen.liked_flags),
@@ -70,13 +72,19 @@ class RecommenderState:
     def item_map(self, shared: SharedIdMaps | None = None) -> IdMap:
         return (shared or SharedIdMaps()).get("item", self.item_ids)
 
+    @property
+    def n_items(self) -> int:
+        if isinstance(self.item_ids, torch.Tensor):
+            return int((self.item_ids == ord(ID_SEPARATOR)).sum()) + 1
+        return len(self.item_ids)
+
     def seen(self) -> Interactions:
         """The training interactions."""
         return Interactions(
             self.seen_indptr.numpy(),
             self.seen_indices.numpy(),
             self.seen_liked.numpy().astype(bool),
-            len(self.item_ids),
+            self.n_items,
         )
 
     def baseline(self) -> RatingBaseline | None:

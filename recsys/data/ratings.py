@@ -7,7 +7,8 @@ beside the tensors for serving (index -> id) and lookup (id -> index).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,26 +75,51 @@ class IdMap:
         return np.fromiter((self.index(i) for i in external_ids), dtype=np.int64)
 
 
+ID_SEPARATOR = "\x1f"  # never in an id that the database accepts (see recsys.db.validate)
+PackedIds = list[object] | torch.Tensor
+
+
+def pack_ids(ids: Sequence[object]) -> PackedIds:
+    """Ids as a model file keeps them: text ids as one UTF-8 tensor, separated by
+    ``ID_SEPARATOR`` (mapped from the file when it is loaded: no Python object per id
+    until a map is built), any others as a list."""
+    ids = list(ids)
+    if ids and all(isinstance(i, str) and ID_SEPARATOR not in i for i in ids):
+        text = ID_SEPARATOR.join(ids).encode()  # type: ignore[arg-type]
+        return torch.frombuffer(bytearray(text), dtype=torch.uint8)
+    return ids
+
+
+def unpack_ids(packed: PackedIds) -> list[object]:
+    """The ids :func:`pack_ids` packed, in order."""
+    if isinstance(packed, torch.Tensor):
+        return list(packed.numpy().tobytes().decode().split(ID_SEPARATOR))
+    return list(packed)
+
+
 class SharedIdMaps:
     """Id maps kept once for the models loaded together: two versions trained on the same
-    ratings know the same users, and a map of a million of them costs 130 MB."""
+    ratings know the same users, and a map of a million of them costs 130 MB. A map is
+    found by a digest of its packed ids (see :func:`pack_ids`), without unpacking them."""
 
     def __init__(self, maps: Iterable[IdMap] = ()) -> None:
-        self._given = list(maps)  # indexed at the first get: most passes load nothing
-        self._maps: dict[tuple[str, int], IdMap] = {}
+        self._given = list(maps)  # digested at the first get: most passes load nothing
+        self._maps: dict[tuple[str, bytes], IdMap] = {}
 
-    def get(self, kind: str, ids: list[object]) -> IdMap:
-        """The map of ``ids`` (in this order): one already kept, or a new one, kept."""
+    def get(self, kind: str, packed: PackedIds) -> IdMap:
+        """The map of ``packed`` ids: one already kept, or a new one, kept."""
         for known in self._given:
-            self._maps.setdefault((known.kind, hash(tuple(known.ids.tolist()))), known)
+            self._maps.setdefault(_digest(known.kind, pack_ids(known.ids.tolist())), known)
         self._given = []
-        key = (kind, hash(tuple(ids)))
-        known = self._maps.get(key)
-        if known is not None and known.ids.tolist() == ids:
-            return known
-        made = IdMap(kind, np.asarray(ids, dtype=object))
-        self._maps[key] = made
-        return made
+        key = _digest(kind, packed)
+        if key not in self._maps:
+            self._maps[key] = IdMap(kind, np.asarray(unpack_ids(packed), dtype=object))
+        return self._maps[key]
+
+
+def _digest(kind: str, packed: PackedIds) -> tuple[str, bytes]:
+    data = packed.numpy().tobytes() if isinstance(packed, torch.Tensor) else repr(packed).encode()
+    return kind, hashlib.blake2b(data, digest_size=16).digest()
 
 
 @dataclass
