@@ -135,9 +135,7 @@ class Recommender:
         self._ratings = RatingPredictor(
             self.model, user_map, item_map, encoder, baseline, self.device
         )
-        embeddings = model.item_embeddings().float()
-        self._unit_items = embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        self._unit_items_cpu = self._unit_items.cpu().numpy()
+        self._unit_items: np.ndarray | None = None  # see unit_items
         self._similarity_table: np.ndarray | None = None  # see use_similarity_table
         # Folded-in users' scores, by their ratings: computed again only when those change.
         self._folded: OrderedDict[tuple[bytes, bytes], torch.Tensor] = OrderedDict()
@@ -219,10 +217,29 @@ class Recommender:
             return None
         return answers
 
+    @property
+    def unit_items(self) -> np.ndarray:
+        """Each item's embedding scaled to length one (n_items, d), float32 on the CPU: the
+        cosine similarity of two items is the product of their rows. Computed at first
+        use, or given by a serving snapshot (:meth:`use_unit_items`)."""
+        if self._unit_items is None:
+            with torch.no_grad():
+                embeddings = self.model.item_embeddings().float()
+                norms = embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                self._unit_items = (embeddings / norms).cpu().numpy()
+        return self._unit_items
+
+    def use_unit_items(self, units: np.ndarray | None) -> None:
+        """Take :attr:`unit_items` as computed before (a serving snapshot's, mapped and
+        shared by the workers) rather than computing them; None: compute again."""
+        if units is not None and len(units) != len(self.item_map):
+            raise ValueError(f"{len(units):,} unit item vectors for {len(self.item_map):,} items")
+        self._unit_items = units
+
     def item_similarity_table(self) -> np.ndarray:
         """Every item pair's cosine similarity (n_items, n_items), as :meth:`similar_items`
         and :meth:`because_you_liked` compute them."""
-        units = self._unit_items_cpu
+        units = self.unit_items
         return np.clip(units @ units.T, -1.0, 1.0)
 
     def use_similarity_table(self, table: np.ndarray | None) -> None:
@@ -385,7 +402,8 @@ class Recommender:
         item = self.item_map.index(item_id)
         # Clamped: unit vectors' products reach 1.0000005 in float32, and a cosine
         # similarity is answered as one, within [-1, 1].
-        similarity = (self._unit_items @ self._unit_items[item]).clamp(-1.0, 1.0)[None]
+        units = self.unit_items
+        similarity = torch.from_numpy(np.clip(units @ units[item], -1.0, 1.0)[None])
         mask = self.item_mask(allowed)
         if min_ratings > 0:
             popular = torch.from_numpy(self.seen.item_counts() >= min_ratings)
@@ -419,7 +437,7 @@ class Recommender:
         else:
             # A (targets, liked) product of a few hundred rows at most: numpy on the CPU
             # copy costs a tenth of the torch calls it replaces, on every request.
-            units = self._unit_items_cpu
+            units = self.unit_items
             similarity = np.clip(units[targets] @ units[liked].T, -1.0, 1.0)  # see similar_items
         similarity[targets[:, None] == liked[None, :]] = -np.inf
         values, indices = top_k(torch.from_numpy(similarity), n)

@@ -100,6 +100,7 @@ def load_version(
     recommender = load_recommender(version.artifact_path, device, database, reads.maps)
     snapshot = serving_snapshot(reads, version, recommender, database)
     served = recommender.with_seen(snapshot.seen)
+    served.use_unit_items(snapshot.unit_items)
     served.use_similarity_table(snapshot.item_similarity)
     follow_ratings(engine, [served])  # written since the snapshot's number
     catalog = item_catalog(reads.items(), snapshot.items)

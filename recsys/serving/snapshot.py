@@ -8,6 +8,8 @@ It holds, as of one write number (``ratings.seq``):
 - each rated item's number of ratings and sum of ratings (the catalog's popularity
   order and means; titles, genres and hidden flags are read from the items table,
   which is small and edited through the API);
+- each item's embedding scaled to length one (``Recommender.unit_items``: similar
+  items and "because you liked" are their products);
 - for a catalog of up to ``SIMILARITY_TABLE_MAX_ITEMS`` items, every item pair's
   similarity, which "because you liked" looks up (see
   ``Recommender.use_similarity_table``).
@@ -40,7 +42,7 @@ from recsys.collab.recommender import SIMILARITY_TABLE_MAX_ITEMS, Recommender, l
 from recsys.data.ratings import IdMap
 
 MAGIC = b"recsys serving snapshot\n"
-FORMAT = 2  # 2: the similarity table
+FORMAT = 3  # 2: the similarity table; 3: the unit item vectors
 ALIGN = 64
 _LENGTH = struct.Struct("<Q")  # the header's length in bytes, after the magic
 ARRAYS = (
@@ -50,6 +52,7 @@ ARRAYS = (
     "item_id_text",  # the rated items' ids, UTF-8, separated by \x1f
     "item_n_ratings",
     "item_rating_sums",
+    "unit_items",  # each model item's embedding scaled to length one
     "item_similarity",  # every model item pair's, for a small catalog; else (0, 0)
 )
 
@@ -101,6 +104,7 @@ class ServingSnapshot:
 
     seen: Interactions
     items: ItemAggregates
+    unit_items: np.ndarray
     item_similarity: np.ndarray | None
     through: int
     source: str  # "file <path>" or "database": where it came from, for the log
@@ -112,7 +116,8 @@ class ServingSnapshot:
         seen = Interactions.from_snapshot(ratings, recommender.user_map, recommender.item_map)
         small = len(recommender.item_map) <= SIMILARITY_TABLE_MAX_ITEMS
         table = recommender.item_similarity_table() if small else None
-        return cls(seen, ItemAggregates.of(ratings), table, ratings.through, "database")
+        units = recommender.unit_items
+        return cls(seen, ItemAggregates.of(ratings), units, table, ratings.through, "database")
 
     def save(self, path: Path | str, user_map: IdMap, item_map: IdMap, **header: Any) -> Path:
         """Write atomically (a temporary file renamed into place); ``header``: what the
@@ -126,6 +131,7 @@ class ServingSnapshot:
             "item_id_text": np.frombuffer(text, dtype=np.uint8),
             "item_n_ratings": self.items.n_ratings.astype("<i8"),
             "item_rating_sums": self.items.rating_sums.astype("<f8"),
+            "unit_items": self.unit_items.astype("<f4"),
             "item_similarity": (
                 np.zeros((0, 0)) if self.item_similarity is None else self.item_similarity
             ).astype("<f4"),
@@ -201,11 +207,14 @@ class ServingSnapshot:
             indptr, arrays["seen_indices"], arrays["seen_liked"], len(item_map), header["through"]
         )
         items = ItemAggregates(item_ids, arrays["item_n_ratings"], arrays["item_rating_sums"])
+        units = arrays["unit_items"]
+        if units.ndim != 2 or len(units) != len(item_map):
+            raise SnapshotUnusable(f"{path} is damaged: its unit item vectors are {units.shape}")
         table = arrays["item_similarity"]
         if table.size and table.shape != (len(item_map),) * 2:
             raise SnapshotUnusable(f"{path} is damaged: its similarity table is {table.shape}")
         similarity = table if table.size else None
-        return cls(seen, items, similarity, int(header["through"]), f"file {path}")
+        return cls(seen, items, units, similarity, int(header["through"]), f"file {path}")
 
 
 def _arrays(
