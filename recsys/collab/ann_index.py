@@ -15,6 +15,7 @@ candidates run out). The index is built by the training job beside the artifact
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,11 @@ class ItemIndex:
     def n_items(self) -> int:
         return int(self.index.ntotal)
 
+    @classmethod
+    def at(cls, path: Path) -> LazyItemIndex:
+        """The index of ``path``, read at its first search (see LazyItemIndex)."""
+        return LazyItemIndex(path)
+
     def save(self, path: Path) -> Path:
         partial = path.with_name(f".{path.name}.partial")
         try:  # written by Python, so that a full disk is an OSError that says so
@@ -77,11 +83,35 @@ class ItemIndex:
 
     @classmethod
     def load(cls, path: Path, ef_search: int = EF_SEARCH) -> ItemIndex:
-        """Map the file rather than read it: every worker on the machine shares its pages
-        (a 100,000-item graph is 53 MB; read, it was 48 MB of each worker's own)."""
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        index = faiss.read_index(str(path))
         faiss.downcast_index(index).hnsw.efSearch = ef_search
         return cls(index)
+
+
+class LazyItemIndex:
+    """An index file read at its first search, not before: a worker's model that never
+    recommends (a rating model beside the ranking one) never holds its graph, which is
+    the worker's own memory (51 MB at 100,000 items: faiss reads an HNSW graph even when
+    asked to map it). Its size is read from the file's header at once, so that a file
+    of another catalog is refused when the model loads, not at a request."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as file:  # faiss' header: fourcc, d (int32), ntotal (int64)
+            header = file.read(16)
+        if len(header) < 16:
+            raise ValueError(f"{path} is not a faiss index (or is truncated)")
+        self.n_items = int(np.frombuffer(header, "<i8", 1, 8)[0])
+        self._index: ItemIndex | None = None
+        self._lock = threading.Lock()
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """See ItemIndex.search."""
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = ItemIndex.load(self.path)
+        return self._index.search(queries, k)
 
 
 def index_path(artifact: Path | str) -> Path:

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from recsys.artifacts import load_artifact
-from recsys.collab.ann_index import ItemIndex
+from recsys.collab.ann_index import ItemIndex, LazyItemIndex
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.collab.rating_prediction import RatingPredictions, RatingPredictor, Unknown
@@ -126,7 +126,7 @@ class Recommender:
         self.model = model.eval()
         self.baseline = baseline
         self.hidden = HiddenItems()  # see hide
-        self.item_index: ItemIndex | None = None  # approximate search (see use_index)
+        self.item_index: ItemIndex | LazyItemIndex | None = None  # see use_index
         self.user_map = user_map
         self.item_map = item_map
         self.seen = seen
@@ -174,7 +174,7 @@ class Recommender:
             [self.item_map.index(i) for i in item_ids if i in self.item_map], dtype=np.int64
         )
 
-    def use_index(self, index: ItemIndex | None) -> None:
+    def use_index(self, index: ItemIndex | LazyItemIndex | None) -> None:
         """Answer :meth:`recommend_many` from ``index`` (approximate: see
         recsys.collab.ann_index) rather than by scoring every item; None: exact again."""
         if index is not None and index.n_items != len(self.item_map):

@@ -83,7 +83,7 @@ class RecommenderState:
         return Interactions(
             self.seen_indptr.numpy(),
             self.seen_indices.numpy(),
-            self.seen_liked.numpy().astype(bool),
+            self.seen_liked.numpy().astype(bool, copy=False),
             self.n_items,
         )
 

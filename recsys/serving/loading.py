@@ -107,7 +107,7 @@ def load_version(
     served.hide(catalog.hidden)
     index = index_path(version.artifact_path)
     if index.exists():  # built by the training job for a big catalog
-        served.use_index(ItemIndex.load(index))
+        served.use_index(ItemIndex.at(index))  # read at its first search
     return ServedVersion(version, served, catalog)
 
 

@@ -112,3 +112,19 @@ def test_the_index_lives_beside_the_artifact_and_only_for_models_it_can_search(
             IdMap("item", np.array(["x", "y"], dtype=object)),
             Interactions.from_ratings(np.array([0]), np.array([0]), np.ones(1), 2, 2),
         ).use_index(ItemIndex.load(path))
+
+
+def test_a_lazy_index_knows_its_size_at_once_and_reads_the_graph_at_its_first_search(
+    tmp_path: Path,
+) -> None:
+    path = build_beside(dot_model(), tmp_path / "7-ranking-dot.pt", min_items=N_ITEMS)
+    assert path is not None
+    lazy = ItemIndex.at(path)
+    assert lazy.n_items == N_ITEMS
+    assert lazy._index is None  # nothing read yet
+    queries = np.random.default_rng(0).normal(size=(3, 17)).astype(np.float32)  # 16 + bias
+    eager = ItemIndex.load(path)
+    np.testing.assert_array_equal(lazy.search(queries, 10), eager.search(queries, 10))
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(ValueError, match="not a faiss index"):
+        ItemIndex.at(path)

@@ -1,0 +1,48 @@
+"""Id maps: lookups like a dict's, how a model file keeps the ids, and the maps shared
+between models loaded together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.data.ratings import IdMap, SharedIdMaps, UnknownIdError, pack_ids, unpack_ids
+
+
+def test_text_ids_are_one_tensor_and_others_a_list() -> None:
+    text = ["196", "u 2", "Ünïcode", ""]
+    packed = pack_ids(text)
+    assert isinstance(packed, torch.Tensor)
+    assert unpack_ids(packed) == text
+    assert pack_ids([196, 22]) == [196, 22]  # a notebook's int ids stay ints
+    assert pack_ids(["a\x1fb"]) == ["a\x1fb"]  # the separator itself: kept as a list
+    assert unpack_ids(pack_ids([])) == []
+
+
+def test_equal_ids_get_one_map_and_different_ids_their_own() -> None:
+    served = IdMap("user", np.array(["1", "2", "3"], dtype=object))
+    shared = SharedIdMaps([served])
+    assert shared.get("user", pack_ids(["1", "2", "3"])) is served
+    other = shared.get("user", pack_ids(["1", "3", "2"]))  # same ids, another order
+    assert other is not served
+    assert other.index("3") == 1
+    assert shared.get("item", pack_ids(["1", "2", "3"])) is not served  # another kind
+    ints = shared.get("user", [1, 2])
+    assert shared.get("user", [1, 2]) is ints
+    assert ints.index(2) == 1
+
+
+def test_lookups_answer_as_a_dict_would() -> None:
+    ids = ["196", "22", "ü", 7, -1, -2, 3.5]  # hash(-1) == hash(-2) in CPython
+    id_map = IdMap("user", np.array(ids, dtype=object))
+    as_dict = {key: i for i, key in enumerate(ids)}
+    asked = [*ids, "7", 7.0, "nope", None, (1, 2)]
+    assert [id_map.position(x) for x in asked] == [as_dict.get(x, -1) for x in asked]
+    assert id_map.positions(asked).tolist() == [as_dict.get(x, -1) for x in asked]
+    assert [x in id_map for x in asked] == [x in as_dict for x in asked]
+    assert id_map.positions([[1]]).tolist() == [-1]  # unhashable: never an id
+    assert id_map.indices(["22", -2]).tolist() == [1, 5]
+    with pytest.raises(UnknownIdError, match="unknown user id 'nope'"):
+        id_map.indices(["22", "nope", "x"])
+    assert IdMap("item", np.array([], dtype=object)).positions(["a"]).tolist() == [-1]
