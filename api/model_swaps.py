@@ -10,6 +10,7 @@ nothing waits and nothing fails during a swap.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pandas as pd
@@ -22,7 +23,7 @@ from recsys.db.item_visibility import read_hidden
 from recsys.jobs.model_versions import OBJECTIVES, active_version
 from recsys.serving.following import follow_ratings
 from recsys.serving.loading import DatabaseReads
-from recsys.serving.roles import ModelRoles
+from recsys.serving.roles import ModelRoles, NoModelError
 
 logger = logging.getLogger("recsys.api")
 
@@ -84,7 +85,17 @@ class ServiceState:
             MODEL_VERSION.labels(objective).set(version.id)
             logger.info("now serving %s model version %s (was %s)", objective, version.id, served)
             swapped = True
+        if swapped:
+            self._build_answer_parts()
         return swapped
+
+    def _build_answer_parts(self) -> None:
+        """Build, before requests need them, the recommendation fragments of the model
+        that recommends and the map of the one that describes (the rest at first use)."""
+        roles = self.roles
+        for part in (lambda: roles.recommending().fragments, lambda: roles.describing().explorer):
+            with contextlib.suppress(NoModelError):  # no model serves yet
+                part()
 
     def record_feedback(self, rows: pd.DataFrame) -> None:
         """New ratings count as seen (and liked) in every served model at once."""

@@ -1,9 +1,10 @@
 """One model version as the service holds it: the Recommender and the tables around it.
 
-Everything a request needs besides the Recommender is built once per load — the
-item catalog, each item's JSON entry by model index, genre masks, the explorer
-map — so answering is a call into the library plus joining bytes, with no
-database round-trip. No recommendation logic lives here: the Recommender decides
+Everything a request needs besides the Recommender is built once — the item
+catalog at load, each item's JSON entry by model index and the explorer map at load
+for the model whose role needs them (else at first use), genre masks at first use —
+so answering is a call into the library plus joining bytes, with no database
+round-trip. No recommendation logic lives here: the Recommender decides
 what to recommend; this module only names and describes what it returns.
 """
 
@@ -13,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 import torch
@@ -34,9 +36,6 @@ class ServedModel(ServedVersion):
     Recommender and the catalog of every item in the database) with what the service's
     answers are made of."""
 
-    fragments: ItemFragments  # by model item index: the JSON of its recommendation entry
-    explorer: pd.DataFrame  # per model item: pc1..pc3, bias, title, genres, n_ratings
-    explained_variance: list[float]
     _genre_masks: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
     # The loop and the thread pool both ask for masks: the eviction must not interleave.
     _genre_masks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -47,13 +46,28 @@ class ServedModel(ServedVersion):
     ) -> ServedModel:
         """Load ``version`` as the library serves it (``reads``: the database reads shared
         with the other models loaded at the same time)."""
-        return cls.around(load_version(engine, version, reads=reads))
+        served = load_version(engine, version, reads=reads)
+        return cls(served.version, served.recommender, served.catalog)
 
-    @classmethod
-    def around(cls, served: ServedVersion) -> ServedModel:
-        """The served version with the item fragments and explorer map built once."""
-        recommender, catalog = served.recommender, served.catalog
-        model_items = catalog.aligned(recommender.item_map.ids)
+    # Built at their first use, and kept. The service builds each for the model whose
+    # role needs it when it loads (see ServiceState.follow_registry), not for every model:
+    # at 100,000 items they are 25 MB (fragments) and 13 MB (the map) of each worker.
+    @cached_property
+    def fragments(self) -> ItemFragments:
+        """By model item index: the JSON of its recommendation entry."""
+        model_items = self.catalog.aligned(self.recommender.item_map.ids)
+        return ItemFragments(
+            self.recommender.item_map.ids,
+            [t if isinstance(t, str) else None for t in model_items["title"]],
+            list(model_items["genres"]),
+        )
+
+    @cached_property
+    def _item_map(self) -> tuple[pd.DataFrame, list[float]]:
+        """Per model item: pc1..pc3, bias, title, genres, n_ratings; and the variance
+        each component explains."""
+        recommender = self.recommender
+        model_items = self.catalog.aligned(recommender.item_map.ids)
         fit_on = 20 if (model_items["n_ratings"] >= 20).sum() > 3 else 0
         item_map = item_pca(recommender, model_items, n_components=3, min_ratings=fit_on)
         explorer = item_map.coordinates.copy()
@@ -64,18 +78,15 @@ class ServedModel(ServedVersion):
             )
         except NoBiasesError:
             explorer["bias"] = None
-        return cls(
-            served.version,
-            recommender,
-            catalog,
-            ItemFragments(
-                recommender.item_map.ids,
-                [t if isinstance(t, str) else None for t in model_items["title"]],
-                list(model_items["genres"]),
-            ),
-            explorer,
-            [float(v) for v in item_map.explained_variance],
-        )
+        return explorer, [float(v) for v in item_map.explained_variance]
+
+    @property
+    def explorer(self) -> pd.DataFrame:
+        return self._item_map[0]
+
+    @property
+    def explained_variance(self) -> list[float]:
+        return self._item_map[1]
 
     def genre_mask(self, genres: Sequence[str] | None) -> torch.Tensor | None:
         """The model items of any of ``genres`` (None or empty: no filter);

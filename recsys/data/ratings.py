@@ -91,6 +91,8 @@ class IdMap:
         """Indices of many external ids, -1 for those never seen: one binary search for
         all, then a scalar look for the rare id whose hash another id shares."""
         wanted = list(external_ids)
+        if len(wanted) < 32:  # a request's few: the vectorised search costs more
+            return np.fromiter(map(self.position, wanted), dtype=np.int64, count=len(wanted))
         try:
             keys = np.fromiter(map(hash, wanted), dtype=np.int64, count=len(wanted))
         except TypeError:  # an unhashable one among them

@@ -40,6 +40,8 @@ def test_lookups_answer_as_a_dict_would() -> None:
     asked = [*ids, "7", 7.0, "nope", None, (1, 2)]
     assert [id_map.position(x) for x in asked] == [as_dict.get(x, -1) for x in asked]
     assert id_map.positions(asked).tolist() == [as_dict.get(x, -1) for x in asked]
+    many = asked * 10  # the vectorised search, for many at once
+    assert id_map.positions(many).tolist() == [as_dict.get(x, -1) for x in many]
     assert [x in id_map for x in asked] == [x in as_dict for x in asked]
     assert id_map.positions([[1]]).tolist() == [-1]  # unhashable: never an id
     assert id_map.indices(["22", -2]).tolist() == [1, 5]
