@@ -238,6 +238,10 @@ class Learner:
                 pass
             finally:
                 self._event("after_fit")
+                # The DDP wrapper goes while the process group is alive: left to the end
+                # of the interpreter, its gloo work objects were freed after the group and
+                # a rank aborted ("terminate called without an active exception").
+                self.train_model = self.model
 
     @property
     def pct_train(self) -> float:
