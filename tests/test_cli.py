@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -146,11 +147,22 @@ def test_movielens_loads_exactly_once(cli_env: str) -> None:
 
 
 @pytest.mark.slow
-def test_quickstart_is_idempotent(cli_env: str) -> None:
+def test_quickstart_is_idempotent(cli_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    # serve sets the metrics folder and thread limits in the environment: kept to this test.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     first = runner.invoke(app, ["quickstart", "--no-serve"])
     assert first.exit_code == 0, first.output
-    second = runner.invoke(app, ["quickstart", "--no-serve"])
+    assert not served
+    second = runner.invoke(app, ["quickstart"])  # ends by serving, as `make run` does
     assert second.exit_code == 0, second.output
+    # As `recsys serve` by default: no access log (a Typer default passed on by a call
+    # from Python once switched it on).
+    assert served[0]["access_log"] is False
+    assert served[0]["workers"] == 1
     assert "not loading MovieLens-100k again" in second.output
     assert "data set: 100,000 ratings, 943 users, 1,682 items" in second.output
     assert counts(cli_env) == (100_000, 943, 1_682)

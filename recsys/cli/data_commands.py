@@ -211,4 +211,4 @@ def quickstart(
             f"serving on http://{host}:{port} (explorer: /explorer, API docs: /docs); Ctrl-C stops",
             highlight=False,
         )
-        serve(host=host, port=port, workers=1, insecure=False)
+        serve(host=host, port=port, workers=1, insecure=False, access_log=False)
