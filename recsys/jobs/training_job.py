@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData, SplitName
+from recsys.collab.ease_learner import EASE_L2
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import RatingsSnapshot
-from recsys.collab.ranking import EASE_L2, ranking_learner
+from recsys.collab.ranking import ranking_learner
 from recsys.data.ratings import RatingsTable, latest_write, read_ratings
 from recsys.data.splits import temporal_split
 from recsys.db.identity import read_identity

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from recsys.collab import CollabData
-from recsys.collab.ranking import RankingLearner, ranking_learner
+from recsys.collab.ranking import ranking_learner
+from recsys.collab.ranking_learner import RankingLearner
 from recsys.models.scorer import CollabScorer
 from recsys.train.callbacks import SaveBest
 from recsys.train.losses import SampledSoftmaxScores, weighted_softmax_loss
@@ -219,9 +220,9 @@ def test_ease_without_rating_times_scores_without_decay() -> None:
 def test_epochs_are_compared_on_a_user_sample_and_the_kept_one_measured_on_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recsys.collab import ranking
+    from recsys.collab import ranking_learner as base
 
-    monkeypatch.setattr(ranking, "VALIDATION_SAMPLE_USERS", 10)
+    monkeypatch.setattr(base, "VALIDATION_SAMPLE_USERS", 10)
     data, _ = taste_data()
     torch.manual_seed(0)
     learn = ranking_learner(data, n_factors=8, progress=False, device="cpu")
