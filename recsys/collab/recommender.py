@@ -43,7 +43,7 @@ from recsys.models.scorer import (
 Allowed = Iterable[object] | torch.Tensor | None
 FOLD_IN_CACHE = 256  # folded-in users kept (each: one score per item)
 # Up to this many items, a serving snapshot holds every item pair's similarity (a float32
-# n x n table: 16 MiB here), and "because you liked" looks them up (see
+# n x n table: 16 MiB here), and similar items and "because you liked" look them up (see
 # use_similarity_table).
 SIMILARITY_TABLE_MAX_ITEMS = 2_048
 OVER_FETCH = 4  # approximate search: candidates per item wanted
@@ -237,19 +237,30 @@ class Recommender:
         self._unit_items = units
 
     def item_similarity_table(self) -> np.ndarray:
-        """Every item pair's cosine similarity (n_items, n_items), as :meth:`similar_items`
-        and :meth:`because_you_liked` compute them."""
-        units = self.unit_items
-        return np.clip(units @ units.T, -1.0, 1.0)
+        """Every item pair's cosine similarity (n_items, n_items)."""
+        return self._item_similarities(np.arange(len(self.item_map)))
 
     def use_similarity_table(self, table: np.ndarray | None) -> None:
-        """Look "because you liked" up in ``table`` (:meth:`item_similarity_table`, kept in
+        """Look item similarities up in ``table`` (:meth:`item_similarity_table`, kept in
         a serving snapshot for small catalogs) instead of multiplying item vectors on
         every call: EASE's are a column of B each, 1,682 numbers at MovieLens-100k, and
-        the products cost more than scoring the user. None: multiply again."""
+        the products for "because you liked" cost more than scoring the user. None:
+        multiply again."""
         if table is not None and table.shape != (len(self.item_map),) * 2:
             raise ValueError(f"a similarity table of {table.shape}, not of every item pair")
         self._similarity_table = table
+
+    def _item_similarities(self, rows: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """The cosine similarities of items ``rows`` with items ``columns`` (every item when
+        None), a new (rows, columns) array: looked up in the similarity table when there
+        is one, else products of the unit vectors, clamped (in float32 they reach
+        1.0000005, and a cosine similarity is answered within [-1, 1])."""
+        if self._similarity_table is not None:
+            found = self._similarity_table[rows]
+            return found if columns is None else found[:, columns]
+        units = self.unit_items
+        others = units if columns is None else units[columns]
+        return np.clip(units[rows] @ others.T, -1.0, 1.0)
 
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are never recommended or offered as similar (ids
@@ -400,10 +411,7 @@ class Recommender:
         land close to anything.
         """
         item = self.item_map.index(item_id)
-        # Clamped: unit vectors' products reach 1.0000005 in float32, and a cosine
-        # similarity is answered as one, within [-1, 1].
-        units = self.unit_items
-        similarity = torch.from_numpy(np.clip(units @ units[item], -1.0, 1.0)[None])
+        similarity = torch.from_numpy(self._item_similarities(np.array([item])))
         mask = self.item_mask(allowed)
         if min_ratings > 0:
             popular = torch.from_numpy(self.seen.item_counts() >= min_ratings)
@@ -416,7 +424,7 @@ class Recommender:
         user = self.user_map.index(user_id)
         vectors = self.model.user_embeddings().float()
         units = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        similarity = (units @ units[user]).clamp(-1.0, 1.0)[None]  # see similar_items
+        similarity = (units @ units[user]).clamp(-1.0, 1.0)[None]  # see _item_similarities
         values, indices = top_k(similarity, n, [np.array([user])])
         rows, scores = finite_rows(values, indices)[0]
         return TopUsers(self.user_map.ids[rows], scores, rows)
@@ -432,13 +440,9 @@ class Recommender:
         if len(liked) == 0 or len(targets) == 0:
             empty = np.array([], dtype=np.int64)
             return [TopItems(self.item_map.ids[empty], np.array([]), empty) for _ in targets]
-        if self._similarity_table is not None:
-            similarity = self._similarity_table[np.ix_(targets, liked)]
-        else:
-            # A (targets, liked) product of a few hundred rows at most: numpy on the CPU
-            # copy costs a tenth of the torch calls it replaces, on every request.
-            units = self.unit_items
-            similarity = np.clip(units[targets] @ units[liked].T, -1.0, 1.0)  # see similar_items
+        # A (targets, liked) block of a few hundred at most: numpy on the CPU costs a tenth
+        # of the torch calls it replaces, on every request.
+        similarity = self._item_similarities(targets, liked)
         similarity[targets[:, None] == liked[None, :]] = -np.inf
         values, indices = top_k(torch.from_numpy(similarity), n)
         return [
