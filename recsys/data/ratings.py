@@ -149,22 +149,24 @@ class SharedIdMaps:
 
     def __init__(self, maps: Iterable[IdMap] = ()) -> None:
         self._given = list(maps)  # digested at the first get: most passes load nothing
-        self._maps: dict[tuple[str, bytes], IdMap] = {}
+        self._maps: dict[tuple[str, str], IdMap] = {}
 
     def get(self, kind: str, packed: PackedIds) -> IdMap:
         """The map of ``packed`` ids: one already kept, or a new one, kept."""
         for known in self._given:
-            self._maps.setdefault(_digest(known.kind, pack_ids(known.ids.tolist())), known)
+            self._maps.setdefault((known.kind, ids_digest(pack_ids(known.ids.tolist()))), known)
         self._given = []
-        key = _digest(kind, packed)
+        key = (kind, ids_digest(packed))
         if key not in self._maps:
             self._maps[key] = IdMap(kind, np.asarray(unpack_ids(packed), dtype=object))
         return self._maps[key]
 
 
-def _digest(kind: str, packed: PackedIds) -> tuple[str, bytes]:
+def ids_digest(packed: PackedIds) -> str:
+    """A digest of ids in order, as :func:`pack_ids` packs them: equal for the same ids
+    only (what shares an id map, and ties a serving snapshot to its model's ids)."""
     data = packed.numpy().tobytes() if isinstance(packed, torch.Tensor) else repr(packed).encode()
-    return kind, hashlib.blake2b(data, digest_size=16).digest()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass

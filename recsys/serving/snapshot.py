@@ -17,7 +17,7 @@ It holds, as of one write number (``ratings.seq``):
 One file, ``<artifact>.serving``: a JSON header, then flat little-endian arrays,
 each 64-byte aligned. A worker maps it read-only, so every worker on the machine
 shares one copy in the page cache; nothing in it is unpickled. The header names the
-version, the database and fingerprints of the model's id maps: a snapshot that does
+version, the database and digests of the model's id maps: a snapshot that does
 not match its artifact, or that is truncated or damaged, is refused with
 :class:`SnapshotUnusable` and the loader reads the database instead (and says so).
 Ratings written after the snapshot's number are folded in by the follower, as for
@@ -30,7 +30,6 @@ import json
 import mmap
 import os
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,17 +38,17 @@ import numpy as np
 
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import SIMILARITY_TABLE_MAX_ITEMS, Recommender, load_recommender
-from recsys.data.ratings import IdMap
+from recsys.data.ratings import ID_SEPARATOR, IdMap, ids_digest, pack_ids
 
 MAGIC = b"recsys serving snapshot\n"
-FORMAT = 3  # 2: the similarity table; 3: the unit item vectors
+FORMAT = 4  # 2: the similarity table; 3: the unit item vectors; 4: ids' digests
 ALIGN = 64
 _LENGTH = struct.Struct("<Q")  # the header's length in bytes, after the magic
 ARRAYS = (
     "seen_indptr",
     "seen_indices",
     "seen_liked",
-    "item_id_text",  # the rated items' ids, UTF-8, separated by \x1f
+    "item_id_text",  # the rated items' ids, UTF-8, separated by ID_SEPARATOR
     "item_n_ratings",
     "item_rating_sums",
     "unit_items",  # each model item's embedding scaled to length one
@@ -66,11 +65,6 @@ def snapshot_path(artifact_path: Path | str) -> Path:
     """Where the snapshot of the model file ``artifact_path`` lives."""
     path = Path(artifact_path)
     return path.with_name(f"{path.name}.serving")
-
-
-def id_fingerprint(ids: np.ndarray) -> int:
-    """A checksum of ids in order (as text): the snapshot is of these maps, or not."""
-    return zlib.crc32("\x1f".join(str(i) for i in ids.tolist()).encode())
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ class ServingSnapshot:
         """Write atomically (a temporary file renamed into place); ``header``: what the
         loader checks besides the id maps (the version and the database)."""
         path = Path(path)
-        text = "\x1f".join(self.items.item_ids.tolist()).encode()
+        text = ID_SEPARATOR.join(self.items.item_ids.tolist()).encode()
         arrays = {
             "seen_indptr": self.seen.indptr.astype("<i8"),
             "seen_indices": self.seen.indices.astype("<i4"),
@@ -147,8 +141,8 @@ class ServingSnapshot:
                 "through": self.through,
                 "n_users": len(user_map),
                 "n_items": len(item_map),
-                "users": id_fingerprint(user_map.ids),
-                "items": id_fingerprint(item_map.ids),
+                "users": ids_digest(pack_ids(user_map.ids.tolist())),
+                "items": ids_digest(pack_ids(item_map.ids.tolist())),
                 "arrays": layout,
                 **header,
             }
@@ -192,15 +186,15 @@ class ServingSnapshot:
                     f"not {value!r}"
                 )
         arrays = _arrays(mapped, header["arrays"], start, size, path)
-        # Checked after the sizes: the id maps' fingerprints cost a pass over the ids.
+        # Checked after the sizes: the id maps' digests cost a pass over the ids.
         for key, ids in (("users", user_map.ids), ("items", item_map.ids)):
-            if header.get(key) != id_fingerprint(ids):
+            if header.get(key) != ids_digest(pack_ids(ids.tolist())):
                 raise SnapshotUnusable(f"{path} was written for other {key} than the model's")
         indptr = arrays["seen_indptr"]
         if len(indptr) != len(user_map) + 1 or indptr[-1] != len(arrays["seen_indices"]):
             raise SnapshotUnusable(f"{path} is damaged: its seen items do not add up")
         text = arrays["item_id_text"].tobytes().decode()
-        item_ids = np.array(text.split("\x1f") if text else [], dtype=object)
+        item_ids = np.array(text.split(ID_SEPARATOR) if text else [], dtype=object)
         if len(item_ids) != len(arrays["item_n_ratings"]):
             raise SnapshotUnusable(f"{path} is damaged: its item ids do not add up")
         seen = Interactions(
