@@ -95,7 +95,7 @@ def with_reasons(model: ServedModel, top: TopItems, user_id: str | None = None) 
     liked item most like each one ("because you liked")."""
     reasons: list[int | None] = [None] * len(top.indices)
     if user_id is not None:
-        for row, reason in enumerate(model.recommender.because_you_liked(user_id, top.item_ids)):
+        for row, reason in enumerate(model.recommender.because_you_liked(user_id, top)):
             if len(reason.indices):
                 reasons[row] = int(reason.indices[0])
     return model.fragments.items(top, reasons)

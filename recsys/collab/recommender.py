@@ -430,13 +430,17 @@ class Recommender:
         return TopUsers(self.user_map.ids[rows], scores, rows)
 
     def because_you_liked(
-        self, user_id: object, item_ids: Sequence[object], n: int = 1
+        self, user_id: object, item_ids: Sequence[object] | TopItems, n: int = 1
     ) -> list[TopItems]:
-        """For each of ``item_ids``, the user's liked items most similar to it, best first
-        (scores are cosine similarities); empty when they liked nothing the model knows.
-        An item never explains itself."""
+        """For each of ``item_ids`` (or of the items of a ranked answer, whose model
+        indices are taken as they are: the service explains every answer), the user's
+        liked items most similar to it, best first (scores are cosine similarities);
+        empty when they liked nothing the model knows. An item never explains itself."""
         liked = self.seen.liked(self.user_map.index(user_id))
-        targets = self.item_map.indices(item_ids)
+        if isinstance(item_ids, TopItems):
+            targets = np.asarray(item_ids.indices, dtype=np.int64)
+        else:
+            targets = self.item_map.indices(item_ids)
         if len(liked) == 0 or len(targets) == 0:
             empty = np.array([], dtype=np.int64)
             return [TopItems(self.item_map.ids[empty], np.array([]), empty) for _ in targets]

@@ -197,6 +197,14 @@ def test_the_similarity_table_gives_the_same_reasons(recommender: Recommender) -
             np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)
 
 
+def test_reasons_for_a_ranked_answer_are_those_for_its_ids(recommender: Recommender) -> None:
+    for user in recommender.user_map.ids[:5]:
+        top = recommender.recommend(user, n=5)
+        by_answer = recommender.because_you_liked(user, top, n=2)
+        by_ids = recommender.because_you_liked(user, list(top.item_ids), n=2)
+        assert [list(r.item_ids) for r in by_answer] == [list(r.item_ids) for r in by_ids]
+
+
 def test_save_then_load_gives_identical_answers(learner: CollabLearner, tmp_path: Path) -> None:
     before = learner.recommender()
     after = load_recommender(learner.save(tmp_path / "model.pt"))
