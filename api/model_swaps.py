@@ -92,10 +92,9 @@ class ServiceState:
     def _build_answer_parts(self) -> None:
         """Build, before requests need them, the recommendation fragments of the model
         that recommends and the map of the one that describes (the rest at first use)."""
-        roles = self.roles
-        for part in (lambda: roles.recommending().fragments, lambda: roles.describing().explorer):
-            with contextlib.suppress(NoModelError):  # no model serves yet
-                part()
+        with contextlib.suppress(NoModelError):  # no model serves yet
+            _ = self.roles.recommending().fragments
+            _ = self.roles.describing().explorer
 
     def record_feedback(self, rows: pd.DataFrame) -> None:
         """New ratings count as seen (and liked) in every served model at once."""
