@@ -93,9 +93,10 @@ ModelOption = Annotated[
     str,
     typer.Option(
         "--model",
-        help="auto (dot to rate; ease to rank, dot past 30,000 items), dot (DotProductBias), "
-        "nn (EmbeddingNN), ease (ranking only), or hybrid (rating only: also reads user and "
-        "item metadata, answers for new users).",
+        help="auto (dot to rate; to rank, ease and ials blended with weights chosen on the "
+        "hold-out, ials past 30,000 items), dot (DotProductBias), nn (EmbeddingNN), ease or "
+        "ials (ranking only), blend (--members, weighed on the hold-out), or hybrid (rating "
+        "only: also reads user and item metadata, answers for new users).",
     ),
 ]
 ObjectiveOption = Annotated[

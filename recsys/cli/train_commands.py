@@ -18,6 +18,7 @@ from recsys.cli.console import (
 )
 from recsys.jobs.training_job import (
     TrainConfig,
+    describe_settings,
     fit_and_test,
     read_training_table,
     train_and_register,
@@ -28,8 +29,8 @@ from recsys.train import distributed
 
 
 def _train_config(settings: Settings, split: str, **options: Any) -> TrainConfig:
-    if split not in ("time", "temporal", "random"):
-        raise fail(f"--split must be time, temporal or random, not {split!r}")
+    if split not in ("cutoff", "time", "temporal", "random"):
+        raise fail(f"--split must be cutoff, time, temporal or random, not {split!r}")
     try:
         return TrainConfig(split=split, device=settings.device, **options)
     except ValueError as error:
@@ -43,16 +44,27 @@ def train(
     epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
     lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
     wd: float | None = typer.Option(None, help="Decoupled weight decay [tuned default]."),
-    factors: int | None = typer.Option(None, min=1, help="Factors (dot) [tuned default]."),
-    l2: float | None = typer.Option(None, min=0.0, help="EASE's ridge [tuned default]."),
+    factors: int | None = typer.Option(None, min=1, help="Factors [tuned default]."),
+    l2: float | None = typer.Option(
+        None, min=0.0, help="EASE's or iALS's ridge [chosen on the hold-out]."
+    ),
+    alpha: float | None = typer.Option(
+        None, min=0.0, help="iALS's confidence scale [chosen on the hold-out]."
+    ),
     half_life: float | None = typer.Option(
-        None, min=0.0, help="EASE recency half-life in ratings; 0: none [chosen on the hold-out]."
+        None,
+        min=0.0,
+        help="EASE's or iALS's recency half-life in ratings; 0: none [chosen on the hold-out].",
+    ),
+    members: str | None = typer.Option(
+        None, help="A blend's models, comma-separated [ease,ials to rank; dot,nn to rate]."
     ),
     batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
     valid_pct: float = typer.Option(0.1, help="Fraction of ratings held out to choose on."),
     split: str = typer.Option(
-        "time",
-        help="Hold-out: time (the latest ratings of all), temporal (each user's latest) or random.",
+        "cutoff",
+        help="Hold-out: cutoff (each user's ratings after one time, else their latest), "
+        "time (the latest ratings of all), temporal (each user's latest) or random.",
     ),
     refit: bool = typer.Option(
         True, help="Refit on every rating with the epochs chosen on the hold-out."
@@ -76,7 +88,9 @@ def train(
         lr=lr,
         wd=wd,
         l2=l2,
+        alpha=alpha,
         half_life=half_life,
+        members=None if members is None else tuple(m.strip() for m in members.split(",")),
         n_factors=factors,
         batch_size=batch_size,
         valid_pct=valid_pct,
@@ -126,8 +140,8 @@ def evaluate(
     from recsys.collab.evaluate import evaluate as evaluate_learner
 
     settings = get_settings()
-    # Choose on each user's latest 10% of the training part, refit on all of it.
-    config = _train_config(settings, "temporal", objective=objective, model=model, seed=seed)
+    # Choose as `recsys train` does, on a hold-out of the training part; refit on all of it.
+    config = _train_config(settings, TrainConfig.split, objective=objective, model=model, seed=seed)
     with database() as engine:
         require_schema(engine)
         try:
@@ -138,10 +152,10 @@ def evaluate(
     results = evaluate_learner(fitted.served, k=k, test=test)
     names = ["rmse", "mae", "precision", "recall", "ndcg", "map", "hit_rate", "coverage"]
     headers = [f"{n}@{k}" if n in ("precision", "recall", "ndcg", "map") else n for n in names]
-    chosen = ", ".join(f"{name} {value:g}" for name, value in fitted.settings.items())
+    chosen = describe_settings(fitted.settings)
     out.print(
         f"per-user temporal split ({valid_pct:.0%} of each user's ratings are the test part); "
-        f"{fitted.config.model} chose {chosen} on a hold-out carved from the training part, "
+        f"{config.model} chose {chosen} on a hold-out carved from the training part, "
         f"then refitted on all of it; top-{k}",
         highlight=False,
     )

@@ -163,3 +163,52 @@ def collab_learner(
     kwargs.setdefault("fit_defaults", defaults)
     kwargs.setdefault("wd", defaults.wd)
     return CollabLearner(data, model, **kwargs)
+
+
+class SolvedFit:
+    """For learners whose model is solved (in closed form, by alternating solves, or from
+    members fitted already) rather than trained by gradient steps: there is no learning
+    rate, weight decay or callback to give, and asking for one (or for ``lr_find``) is an
+    error rather than silently ignored. ``fit()`` and ``fit_one_cycle()`` both call
+    :meth:`solve`. Put it before the learner class in the bases."""
+
+    solver, solved_by, settings_hint = "this model", "", ""
+
+    def fit(
+        self,
+        n_epoch: int | None = None,
+        lr: float | None = None,
+        wd: float | None = None,
+        cbs: Sequence[Any] = (),
+    ) -> None:
+        given = {"lr": lr, "wd": wd, "callbacks": cbs or None}
+        self.refuse_schedule({name: value for name, value in given.items() if value is not None})
+        self.solve(n_epoch)
+
+    def fit_one_cycle(
+        self,
+        n_epoch: int | None = None,
+        lr_max: float | None = None,
+        wd: float | None = None,
+        **schedule: Any,
+    ) -> None:
+        """The same solve as :meth:`fit`; there is no cycle to run."""
+        given = {"lr": lr_max, "wd": wd, **schedule}
+        self.refuse_schedule({name: value for name, value in given.items() if value is not None})
+        self.solve(n_epoch)
+
+    def solve(self, n_epoch: int | None) -> None:
+        """Fit the model (``n_epoch``: sweeps, where the solver has them)."""
+        raise NotImplementedError
+
+    def lr_find(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(
+            f"{self.solver} is solved {self.solved_by}: it has no learning rate to find"
+        )
+
+    def refuse_schedule(self, given: dict[str, Any]) -> None:
+        if given:
+            raise ValueError(
+                f"{self.solver} is solved {self.solved_by}; "
+                f"{', '.join(given)} do not apply{self.settings_hint}"
+            )

@@ -21,13 +21,13 @@ from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.ratings import IdMap, RatingsTable, read_ratings
-from recsys.data.splits import Split, random_split, temporal_split, time_split
+from recsys.data.splits import Split, cutoff_split, random_split, temporal_split, time_split
 
 DEFAULT_BATCH_SIZE = 512
 # Large data sets get large batches: per-row cost dominates there, and 4096-row
 # batches still give thousands of steps per epoch.
 LARGE_DATA_ROWS, LARGE_BATCH_SIZE = 1_000_000, 4096
-SplitName = Literal["random", "temporal", "time"]
+SplitName = Literal["random", "temporal", "time", "cutoff"]
 
 
 def default_batch_size(n_train: int) -> int:
@@ -105,14 +105,19 @@ class CollabData:
         batch_size: int | None = None,
     ) -> CollabData:
         """From ratings read out of the database, split at random, per user in time
-        (``temporal``) or at one cutoff in time (``time``); see recsys.data.splits."""
+        (``temporal``), at one cutoff in time (``time``), or per user around one cutoff
+        (``cutoff``); see recsys.data.splits."""
         timestamps = table.timestamps.numpy()
         if split == "random":
             rows = random_split(len(table), valid_pct, seed)
         elif split == "temporal":
             rows = temporal_split(table.users.numpy(), timestamps, valid_pct)
-        else:
+        elif split == "cutoff":
+            rows = cutoff_split(table.users.numpy(), timestamps, valid_pct)
+        elif split == "time":
             rows = time_split(timestamps, valid_pct)
+        else:
+            raise ValueError(f"split must be random, temporal, time or cutoff, not {split!r}")
         return cls._build(
             table.users.numpy(),
             table.items.numpy(),

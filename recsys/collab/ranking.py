@@ -25,7 +25,8 @@ import torch
 
 from recsys.collab.collab_learner import default_sparse
 from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData
-from recsys.collab.ease_learner import EASE_L2, EASELearner
+from recsys.collab.ease_learner import EASELearner
+from recsys.collab.ials_learner import IALSLearner
 from recsys.collab.ranking_learner import LOW_RATING_WEIGHT, RankingLearner, RankingMetrics
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.sampling import NegativeSampledBatches
@@ -49,7 +50,7 @@ RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 
 N_NEGATIVES = {"dot": 512, "nn": 512}  # items drawn per batch for the sampled softmax
 POPULARITY_ALPHA = 0.75  # negatives are drawn with probability ∝ count^alpha
 
-RankingModel = Literal["dot", "nn", "ease"]
+RankingModel = Literal["dot", "nn", "ease", "ials"]
 
 
 def ranking_learner(
@@ -59,8 +60,9 @@ def ranking_learner(
     layers: Sequence[int] | None = None,
     loss: Literal["softmax", "bpr"] = "softmax",
     n_negatives: int | None = None,
-    l2: float = EASE_L2,
+    l2: float | None = None,
     half_life: float | None = None,
+    alpha: float | None = None,
     k: int = 10,
     sparse: bool | None = None,
     batch_size: int | None = None,
@@ -74,12 +76,16 @@ def ranking_learner(
     with ``loss`` (a sampled softmax over ``n_negatives``
     popularity-drawn items, or BPR with one uniform negative per interaction);
     the epoch with the best validation NDCG is kept. ``ease`` is solved in
-    closed form with ridge ``l2`` and scores with recency ``half_life`` (None:
-    chosen on the hold-out). Unset arguments take the tuned defaults; the
+    closed form with ridge ``l2`` and scores with recency ``half_life`` (each
+    None: chosen on the hold-out); ``ials`` sweeps alternating solves with ridge
+    ``l2`` and confidence scale ``alpha`` (each None: chosen on the hold-out, see
+    recsys.collab.ials_learner). Unset arguments take the tuned defaults; the
     batch size is 1024 below a million training ratings and the data's above.
     """
     if model == "ease":
         return EASELearner(data, l2, k, half_life, **kwargs)
+    if model == "ials":
+        return IALSLearner(data, n_factors, l2, alpha, half_life, k, **kwargs)
     train = data.dls.train
     if batch_size is None:
         batch_size = RANKING_BATCH_SIZE if train.n_rows < LARGE_DATA_ROWS else train.batch_size
@@ -112,7 +118,7 @@ def ranking_learner(
         )
         defaults = RANKING_DOT_DEFAULTS["fit"]
     else:
-        raise ValueError(f"model must be dot, nn or ease, not {model!r}")
+        raise ValueError(f"model must be dot, nn, ease or ials, not {model!r}")
     kwargs.setdefault("fit_defaults", defaults)
     kwargs.setdefault("wd", defaults.wd)
     cbs = [RankingMetrics(k), SaveBest("ndcg"), *cbs]

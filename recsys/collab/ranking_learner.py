@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.collab.collab_learner import CollabLearner
+from recsys.collab.collab_learner import CollabLearner, SolvedFit
 from recsys.collab.evaluate import compare_rankings, model_scorer, ranking_metrics
 from recsys.collab.recommender import Recommender
 from recsys.data.ratings import LIKED_AT
@@ -41,12 +41,7 @@ class RankingMetrics(Callback):
 
     def before_fit(self) -> None:
         self.learn.kept_epoch = None
-        x, _ = self.learn.data.dls.valid.tensors
-        users = np.unique(x[:, 0].cpu().numpy())
-        self.sample = None
-        if len(users) > self.sample_users:
-            rng = np.random.default_rng(0)
-            self.sample = np.sort(rng.choice(users, self.sample_users, replace=False))
+        self.sample = self.learn.validation_sample(self.sample_users)
 
     def after_validate(self) -> None:
         results = self.learn.ranking_metrics(self.k, self.relevant_at, users=self.sample)
@@ -99,6 +94,15 @@ class RankingLearner(CollabLearner):
         """The best-NDCG epoch's count: the weights kept are that epoch's."""
         return {"epochs": int(self.served_metrics()["epoch"]) + 1}
 
+    def validation_sample(self, n_users: int = VALIDATION_SAMPLE_USERS) -> np.ndarray | None:
+        """A fixed random sample of ``n_users`` validation users (model indices) to compare
+        epochs on; None when there are no more than that."""
+        x, _ = self.data.dls.valid.tensors
+        users = np.unique(x[:, 0].cpu().numpy())
+        if len(users) <= n_users:
+            return None
+        return np.sort(np.random.default_rng(0).choice(users, n_users, replace=False))
+
     def ranking_metrics(
         self, k: int = 10, relevant_at: float = LIKED_AT, users: np.ndarray | None = None
     ) -> dict[str, float]:
@@ -118,3 +122,8 @@ class RankingLearner(CollabLearner):
         )
         metrics.pop("users")
         return metrics
+
+
+class SolvedRankingLearner(SolvedFit, RankingLearner):
+    """A ranking model solved rather than trained by gradient steps (EASE, iALS, a blend
+    of them): see :class:`recsys.collab.collab_learner.SolvedFit`."""

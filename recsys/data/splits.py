@@ -71,3 +71,32 @@ def time_split(timestamps: np.ndarray, valid_pct: float = 0.1) -> Split:
     order = np.argsort(timestamps, kind="stable")
     n_train = len(order) - round(valid_pct * len(order))
     return Split(train=np.sort(order[:n_train]), valid=np.sort(order[n_train:]))
+
+
+def cutoff_split(users: np.ndarray, timestamps: np.ndarray, valid_pct: float = 0.1) -> Split:
+    """One cutoff in time for everyone, and a hold-out for every user.
+
+    The cutoff leaves the latest ``valid_pct`` of all ratings after it. A user who rated
+    on both sides of it is held out on their ratings after it (what a model trained at
+    the cutoff would face next); a user who rated only before it, on their latest
+    ``valid_pct`` of ratings, and so is a user who rated only after it (who keeps at
+    least one training rating, as in :func:`temporal_split`). :func:`time_split` judges on
+    the users who happen to be active at the end, most of them strangers to the training
+    part; :func:`temporal_split` lets a user's hold-out be years older than other users'
+    training ratings. This one keeps what is after the cutoff for the users who have it,
+    and judges everyone.
+    """
+    _check_fraction(valid_pct)
+    users, timestamps = np.asarray(users), np.asarray(timestamps)
+    if len(users) == 0:
+        return Split(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    after = np.zeros(len(users), dtype=bool)
+    after[time_split(timestamps, valid_pct).valid] = True
+    _, codes = np.unique(users, return_inverse=True)
+    has_after = np.bincount(codes, weights=after) > 0
+    has_before = np.bincount(codes, weights=~after) > 0
+    straddles = (has_after & has_before)[codes]
+    latest = np.zeros(len(users), dtype=bool)
+    latest[temporal_split(users, timestamps, valid_pct).valid] = True
+    is_valid = np.where(straddles, after, latest)
+    return Split(train=np.flatnonzero(~is_valid), valid=np.flatnonzero(is_valid))

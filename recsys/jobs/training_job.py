@@ -14,9 +14,9 @@ import torch
 from sqlalchemy import Engine
 
 from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
+from recsys.collab.blend_learner import Member, RankingBlendLearner, RatingBlendLearner
 from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import CollabData, SplitName
-from recsys.collab.ease_learner import EASE_L2
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.ranking import ranking_learner
@@ -36,32 +36,44 @@ from recsys.models.ease import MAX_ITEMS as EASE_MAX_ITEMS
 from recsys.serving.snapshot import write_snapshot
 from recsys.train import distributed
 
+MODEL_NAMES = ("auto", "dot", "nn", "ease", "ials", "blend", "hybrid")
+# A blend's members when none are named, and the models each objective's blend takes.
+BLEND_MEMBERS = {"ranking": ("ease", "ials"), "rating": ("dot", "nn")}
+BLEND_ALLOWED = {"ranking": ("dot", "nn", "ease", "ials"), "rating": ("dot", "nn")}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; None means the model's tuned default.
 
     ``objective`` ``rating`` fits predicted ratings (RMSE); ``ranking`` fits what
-    users choose and is validated by NDCG@10 (see recsys.collab.ranking). ``ease`` is a
-    ranking model only, solved in closed form (no epochs, lr or wd); ``hybrid``
-    (metadata too, see recsys.collab.hybrid) a rating model only. ``auto`` is the
-    best measured for the objective (see :meth:`resolved`).
+    users choose and is validated by NDCG@10 (see recsys.collab.ranking). ``ease`` (solved
+    in closed form: no epochs, lr or wd) and ``ials`` (alternating solves: epochs are
+    sweeps) are ranking models only; ``hybrid`` (metadata too, see recsys.collab.hybrid)
+    a rating model only. ``blend`` fits ``members`` (None: EASE and iALS to rank, dot
+    and nn to rate) and weighs them on the hold-out (recsys.collab.blend_learner).
+    ``auto`` is the best measured for the objective (see :meth:`resolved`).
     """
 
     objective: Literal["rating", "ranking"] = "rating"
-    model: Literal["auto", "dot", "nn", "ease", "hybrid"] = "auto"
+    model: Literal["auto", "dot", "nn", "ease", "ials", "blend", "hybrid"] = "auto"
     n_factors: int | None = None
     layers: tuple[int, ...] | None = None
     epochs: int | None = None
     lr: float | None = None
     wd: float | None = None
-    l2: float | None = None  # EASE's ridge
-    half_life: float | None = None  # EASE's recency weighting; None: chosen on the hold-out
+    l2: float | None = None  # EASE's or iALS's ridge; None: chosen on the hold-out
+    alpha: float | None = None  # iALS's confidence scale; None: chosen on the hold-out
+    half_life: float | None = None  # EASE's and iALS's recency; None: chosen on the hold-out
+    members: tuple[str, ...] | None = None  # a blend's model names
+    blend_weights: tuple[float, ...] | None = None  # None: chosen on the hold-out
+    member_settings: tuple[dict[str, Any], ...] | None = None  # what each member chose
     batch_size: int | None = None  # None: 512 (1024 to rank), or 4096 from 1M ratings
     valid_pct: float = 0.1
-    # time: the latest valid_pct of all ratings (one cutoff); temporal: each user's
-    # latest; random. See recsys.data.splits.
-    split: SplitName = "time"
+    # cutoff: per user, their ratings after one cutoff in time, or their latest before
+    # it (chosen with benchmarks/selection.py); time: the latest valid_pct of all
+    # ratings; temporal: each user's latest; random. See recsys.data.splits.
+    split: SplitName = "cutoff"
     # Refit on every rating with the settings chosen on the hold-out (see fit_select_refit).
     refit: bool = True
     seed: int = 42
@@ -73,32 +85,87 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be rating or ranking, not {self.objective!r}")
-        if self.model not in ("auto", "dot", "nn", "ease", "hybrid"):
-            raise ValueError(f"model must be auto, dot, nn, ease or hybrid, not {self.model!r}")
-        if self.model == "ease" and self.objective != "ranking":
-            raise ValueError("ease ranks items and predicts no ratings: use objective ranking")
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be {', '.join(MODEL_NAMES)}, not {self.model!r}")
+        if self.model in ("ease", "ials") and self.objective != "ranking":
+            raise ValueError(
+                f"{self.model} ranks items and predicts no ratings: use objective ranking"
+            )
         if self.model == "hybrid" and self.objective != "rating":
             raise ValueError("hybrid is a rating model: use objective rating")
+        schedule = {"epochs": self.epochs, "lr": self.lr, "wd": self.wd}
         if self.model == "ease":
-            schedule = {"epochs": self.epochs, "lr": self.lr, "wd": self.wd}
             given = [name for name, value in schedule.items() if value is not None]
             if given:
                 raise ValueError(
                     f"ease is solved in closed form: {', '.join(given)} do not apply (use l2)"
                 )
+        if self.model == "ials":
+            given = [name for name in ("lr", "wd") if schedule[name] is not None]
+            if given:
+                raise ValueError(
+                    f"ials is solved by alternating least squares: {', '.join(given)} do not "
+                    "apply (use epochs = sweeps, l2, alpha)"
+                )
+        if self.model == "blend":
+            self._check_blend()
+        elif self.members is not None:
+            raise ValueError(f"members make a blend: use model blend, not {self.model}")
+
+    def _check_blend(self) -> None:
+        members = self.members or BLEND_MEMBERS[self.objective]
+        allowed = BLEND_ALLOWED[self.objective]
+        wrong = [name for name in members if name not in allowed]
+        if wrong or len(members) < 2:
+            raise ValueError(
+                f"a {self.objective} blend takes two or more of {', '.join(allowed)}, "
+                f"not {', '.join(members)}"
+            )
+        for name, value in (
+            ("blend_weights", self.blend_weights),
+            ("member_settings", self.member_settings),
+        ):
+            if value is not None and len(value) != len(members):
+                raise ValueError(f"{len(members)} blend members need {len(members)} {name}")
 
     def resolved(self, n_items: int) -> TrainConfig:
-        """``auto`` made concrete for a catalog of ``n_items``: dot for ratings; for
-        ranking, EASE (the best NDCG@10 measured, see the README) while its d x d solve
-        fits in memory, the dot ranking model above that or when epochs, a learning
-        rate, weight decay, factors or layers are given."""
+        """``auto`` made concrete for a catalog of ``n_items``. For ranking: a blend of
+        EASE and iALS, whose weights (either may get 0, and it then serves the other
+        alone) are chosen on the hold-out, while EASE's d x d solve fits in memory; iALS
+        above that; the dot ranking model when epochs, a learning rate, weight decay,
+        factors or layers are given. For ratings: dot. A blend without members gets the
+        objective's (see ``BLEND_MEMBERS``)."""
+        if self.model == "blend" and self.members is None:
+            return replace(self, members=BLEND_MEMBERS[self.objective])
         if self.model != "auto":
             return self
         factor_settings = (self.epochs, self.lr, self.wd, self.n_factors, self.layers)
-        factor_model_asked = any(value is not None for value in factor_settings)
-        if self.objective == "ranking" and n_items <= EASE_MAX_ITEMS and not factor_model_asked:
-            return replace(self, model="ease")
-        return replace(self, model="dot")
+        if self.objective == "rating" or any(value is not None for value in factor_settings):
+            return replace(self, model="dot")
+        if n_items <= EASE_MAX_ITEMS:
+            return replace(self, model="blend", members=BLEND_MEMBERS["ranking"])
+        return replace(self, model="ials")
+
+    def chose(self, settings: dict[str, Any]) -> TrainConfig:
+        """This config with the ``settings`` chosen on the hold-out: the served model's.
+        A blend that kept one member alone is that member's config."""
+        if settings.get("model", "blend") != "blend":
+            return replace(self, members=None, blend_weights=None, member_settings=None, **settings)
+        return replace(self, **settings)
+
+    def member(self, index: int) -> TrainConfig:
+        """The config of a blend's member ``index``: the blend's, as that model, with the
+        settings it chose when it was chosen."""
+        assert self.members is not None
+        settings = self.member_settings[index] if self.member_settings else {}
+        return replace(
+            self,
+            model=self.members[index],
+            members=None,
+            blend_weights=None,
+            member_settings=None,
+            **settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -106,11 +173,12 @@ class FittedModel:
     """The two stages of a training run.
 
     ``selected`` was fitted on the training part and chose its ``settings`` (epochs,
-    EASE's half-life) on the hold-out: its validation metrics are the run's
-    metrics, and the promotion gate judges it. ``served`` was fitted from scratch on
-    every rating with those settings, and is the model that is saved and served;
-    without a refit it is ``selected`` itself. ``config`` is the run's, with
-    ``auto`` resolved.
+    ridges, half-lives, a blend's weights, or which candidate ``auto`` serves) on the
+    hold-out: its validation metrics are the run's metrics, and the promotion gate
+    judges it. ``served`` was fitted from scratch on every rating with those settings,
+    and is the model that is saved and served; without a refit it is ``selected``
+    itself. ``config`` is the served model's: the run's, with ``auto`` resolved and
+    the settings chosen.
     """
 
     selected: CollabLearner
@@ -146,18 +214,51 @@ def fit_select_refit(
             "on; hold out more (--valid-pct) or split otherwise (--split)"
         )
     selected = build_learner(data, table, config, progress)
-    selected.fit_one_cycle(config.epochs, config.lr, config.wd)
+    fit(selected, config)
     settings = selected.chosen_settings()
+    refit = config.chose(settings)
     if not config.refit:
-        return FittedModel(selected, selected, settings, config)
-    refit = replace(config, **settings)
+        return FittedModel(selected, selected, settings, refit)
     torch.manual_seed(config.seed)
     everything = CollabData.from_table(
         table, valid_pct=0.0, seed=config.seed, batch_size=data.dls.train.batch_size
     )
     served = build_learner(everything, table, refit, progress)
-    served.fit_one_cycle(refit.epochs, refit.lr, refit.wd)
-    return FittedModel(selected, served, settings, config)
+    fit(served, refit)
+    return FittedModel(selected, served, settings, refit)
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """What a run chose, for people: ``epochs 8`` or ``blend of ease (l2 500, …) x 0.4
+    and ials (…) x 0.6``."""
+    if settings.get("model") == "blend":
+        members = [
+            f"{name} ({describe_settings(chosen)}) x {weight:g}"
+            for name, chosen, weight in zip(
+                settings["members"],
+                settings["member_settings"],
+                settings["blend_weights"],
+                strict=True,
+            )
+        ]
+        return "a blend of " + " and ".join(members)
+    return ", ".join(
+        f"{name} {value:g}" if isinstance(value, int | float) else f"{name} {value}"
+        for name, value in settings.items()
+    )
+
+
+def fit(learner: CollabLearner, config: TrainConfig) -> None:
+    """Fit with ``config``'s schedule (a blend's members take theirs from it)."""
+    learner.fit_one_cycle(**schedule(config))
+
+
+def schedule(config: TrainConfig) -> dict[str, Any]:
+    """``fit_one_cycle``'s arguments for ``config``: none for a blend, which fits its
+    members with theirs."""
+    if config.model == "blend":
+        return {}
+    return {"n_epoch": config.epochs, "lr_max": config.lr, "wd": config.wd}
 
 
 def fit_and_test(
@@ -189,14 +290,24 @@ def build_learner(
 ) -> CollabLearner:
     """The factory from names: the learner that ``config``'s objective and model name."""
     options = {"device": config.device, "progress": progress}
+    if config.model == "blend":
+        assert config.members is not None  # resolved
+        members = []
+        for index, name in enumerate(config.members):
+            member = config.member(index)
+            learner = build_learner(data, table, member, progress=False)
+            members.append(Member(name, learner, schedule(member)))
+        blend = RankingBlendLearner if config.objective == "ranking" else RatingBlendLearner
+        return blend(data, members, config.blend_weights, **options)
     if config.objective == "ranking":
         return ranking_learner(
             data,
             model=config.model,  # type: ignore[arg-type]
             n_factors=config.n_factors,
             layers=config.layers,
-            l2=EASE_L2 if config.l2 is None else config.l2,
+            l2=config.l2,
             half_life=config.half_life,
+            alpha=config.alpha,
             batch_size=config.batch_size,
             **options,
         )

@@ -179,14 +179,8 @@ class EASE(CollabScorer):
         return self.item_weights.T.contiguous()
 
 
-def fit_ease(
-    history: History,
-    n_items: int,
-    l2: float = 250.0,
-    half_life: float = 0.0,
-    low_weight: float = 1.0,
-) -> EASE:
-    """Solve EASE on the users' interactions (binary) and score with weighted rows.
+def interaction_gram(history: History, n_items: int) -> torch.Tensor:
+    """XᵀX of the binary interactions (n_items x n_items): what every ridge solves from.
 
     Raises CatalogTooLargeError above ``MAX_ITEMS`` items, before allocating anything.
     """
@@ -194,7 +188,7 @@ def fit_ease(
         raise CatalogTooLargeError(
             f"EASE needs two {n_items:,} x {n_items:,} matrices (about "
             f"{2 * 4 * n_items**2 / 1e9:.0f} GB); it is limited to {MAX_ITEMS:,} items: "
-            "use a factor model (dot or nn) for this catalog"
+            "use a factor model (dot, nn or ials) for this catalog"
         )
     import scipy.sparse  # only fitting needs it: a serving worker saves 15 MB
 
@@ -203,12 +197,32 @@ def fit_ease(
         (np.ones(len(history.indices), dtype=np.float32), history.indices, history.indptr),
         shape=(n_users, n_items),
     )
-    gram = torch.from_numpy((interactions.T @ interactions).toarray())
-    gram.diagonal().add_(l2)
-    precision = torch.linalg.inv(gram)
-    del gram
+    return torch.from_numpy((interactions.T @ interactions).toarray())
+
+
+def fit_ease(
+    history: History,
+    n_items: int,
+    l2: float = 250.0,
+    half_life: float = 0.0,
+    low_weight: float = 1.0,
+    gram: torch.Tensor | None = None,
+) -> EASE:
+    """Solve EASE on the users' interactions (binary) and score with weighted rows;
+    ``gram`` (:func:`interaction_gram`, left unchanged) saves recomputing it when
+    several ridges are tried.
+
+    Raises CatalogTooLargeError above ``MAX_ITEMS`` items, before allocating anything.
+    """
+    if gram is None:
+        gram = interaction_gram(history, n_items)
+    regularised = gram.clone()
+    regularised.diagonal().add_(l2)
+    precision = torch.linalg.inv(regularised)
+    del regularised
     precision /= -precision.diagonal().clone()
     precision.diagonal().zero_()
+    n_users = len(history.indptr) - 1
     model = EASE(EASEConfig(n_users, n_items, len(history.indices), l2))
     model.item_weights.copy_(precision)
     model.history_indptr.copy_(torch.from_numpy(history.indptr))

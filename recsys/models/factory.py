@@ -7,10 +7,12 @@ from typing import Any
 
 from torch import nn
 
+from recsys.models.blend import Blend, BlendConfig
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.hybrid_net import HybridNN, HybridNNConfig
+from recsys.models.ials import IALS, IALSConfig
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
@@ -20,6 +22,8 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "DotProductBias": (DotProductBias, DotProductBiasConfig),
     "EmbeddingNN": (EmbeddingNN, EmbeddingNNConfig),
     "EASE": (EASE, EASEConfig),
+    "IALS": (IALS, IALSConfig),
+    "Blend": (Blend, BlendConfig),
     "TabularModel": (TabularModel, TabularModelConfig),
     "HybridNN": (HybridNN, HybridNNConfig),
     "TwoTower": (TwoTower, TwoTowerConfig),
@@ -46,7 +50,17 @@ def build_model(spec: dict[str, Any] | None) -> nn.Module:
         )
     model_class, config_class = MODELS[spec["class"]]
     config = dict(spec["config"])
-    for key in ("y_range", "layers", "cardinalities", "user_cardinalities", "widths", "blocks"):
+    for key in (
+        "y_range",
+        "layers",
+        "cardinalities",
+        "user_cardinalities",
+        "widths",
+        "blocks",
+        "members",
+        "weights",
+        "scales",
+    ):
         if key in config and config[key] is not None:
             config[key] = tuple(config[key])
     return model_class(config_class(**config))

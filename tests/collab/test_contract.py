@@ -20,11 +20,13 @@ import torch
 from recsys import CollabData, collab_learner, load_recommender
 from recsys.collab import CollabLearner, Recommender
 from recsys.collab.ann_index import ItemIndex
+from recsys.collab.blend_learner import Member, RankingBlendLearner, RatingBlendLearner
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import Interactions
 from recsys.collab.ranking import ranking_learner
 from recsys.data.ratings import IdMap, UnknownIdError
 from recsys.models import DotProductBias, DotProductBiasConfig
+from recsys.models.blend import Blend
 from recsys.models.scorer import CapabilityError, NoRatingScaleError
 from tests.factories import taste_groups_with_unrated, taste_metadata
 
@@ -39,10 +41,14 @@ def data() -> CollabData:
     return CollabData.from_df(TRAIN, valid_df=HELD_OUT, batch_size=64, seed=0)
 
 
-def rating(use_nn: bool) -> CollabLearner:
-    learn = collab_learner(
+def rating_learner(use_nn: bool) -> CollabLearner:
+    return collab_learner(
         data(), n_factors=8, y_range=(0.5, 5.5), use_nn=use_nn, layers=[16], progress=False
     )
+
+
+def rating(use_nn: bool) -> CollabLearner:
+    learn = rating_learner(use_nn)
     learn.fit_one_cycle(30, 3e-2, wd=0.01)
     return learn
 
@@ -66,6 +72,51 @@ def ease() -> CollabLearner:
     return learn
 
 
+def ials() -> CollabLearner:
+    learn = ranking_learner(data(), model="ials", n_factors=8, l2=10.0, alpha=10.0, progress=False)
+    learn.fit_one_cycle()
+    return learn
+
+
+def blend(objective: str) -> CollabLearner:
+    """Two members, the weights chosen on the hold-out among those that keep both."""
+    if objective == "rating":
+        members = [
+            Member(
+                "dot", rating_learner(use_nn=False), {"n_epoch": 30, "lr_max": 3e-2, "wd": 0.01}
+            ),
+            Member("nn", rating_learner(use_nn=True), {"n_epoch": 30, "lr_max": 3e-2, "wd": 0.01}),
+        ]
+        return fitted_blend(RatingBlendLearner(data(), members, (0.5, 0.5), progress=False))
+    dot = ranking_learner(data(), model="dot", n_factors=8, progress=False)
+    ials_member = ranking_learner(
+        data(), model="ials", n_factors=8, l2=10.0, alpha=10.0, progress=False
+    )
+    members = [
+        Member("ials", ials_member, {}),
+        Member("dot", dot, {"n_epoch": 15, "lr_max": 0.05, "wd": 0.0}),
+    ]
+    return fitted_blend(RankingBlendLearner(data(), members, (0.5, 0.5), progress=False))
+
+
+def fitted_blend(learn: CollabLearner) -> CollabLearner:
+    learn.fit_one_cycle()
+    assert isinstance(learn.scoring_model, Blend)
+    return learn
+
+
+def ease_and_ials() -> CollabLearner:
+    members = [
+        Member("ease", ranking_learner(data(), model="ease", l2=10.0, progress=False), {}),
+        Member(
+            "ials",
+            ranking_learner(data(), model="ials", n_factors=8, l2=10.0, alpha=10.0, progress=False),
+            {},
+        ),
+    ]
+    return fitted_blend(RankingBlendLearner(data(), members, (0.5, 0.5), progress=False))
+
+
 def hybrid() -> CollabLearner:
     users, items = taste_metadata()
     learn = hybrid_learner(data(), users, items, layers=[16], progress=False)
@@ -81,6 +132,10 @@ KINDS: dict[str, Callable[[], CollabLearner]] = {
     "ranking-nn-softmax": lambda: ranking("nn", "softmax"),
     "ranking-nn-bpr": lambda: ranking("nn", "bpr"),
     "ease": ease,
+    "ials": ials,
+    "blend-ranking-ials-dot": lambda: blend("ranking"),
+    "blend-ranking-ease-ials": ease_and_ials,
+    "blend-rating-dot-nn": lambda: blend("rating"),
     "hybrid": hybrid,
 }
 

@@ -37,14 +37,15 @@ def top3(learn: RankingLearner, held_out: pd.DataFrame) -> None:
         {"model": "dot", "n_negatives": 6},  # drawn negatives with the logQ correction
         {"model": "dot", "loss": "bpr"},
         {"model": "ease", "l2": 10.0},
+        {"model": "ials"},  # its ridge, confidence scale, sweeps and half-life chosen
     ],
-    ids=["softmax", "sampled-softmax", "bpr", "ease"],
+    ids=["softmax", "sampled-softmax", "bpr", "ease", "ials"],
 )
 def test_each_users_held_out_favourite_ranks_in_their_top_three(options: dict) -> None:
     data, held_out = taste_data()
     torch.manual_seed(0)
     learn = ranking_learner(data, n_factors=8, progress=False, device="cpu", **options)
-    learn.fit_one_cycle(*(() if options["model"] == "ease" else (15, 0.05, 0.0)))
+    learn.fit_one_cycle(*(() if options["model"] in ("ease", "ials") else (15, 0.05, 0.0)))
 
     top3(learn, held_out)
     last = learn.recorder.rows[-1]
@@ -145,7 +146,7 @@ def test_low_ratings_weigh_less_in_the_loss() -> None:
 
 def test_unknown_model_and_loss_names_are_refused() -> None:
     data, _ = taste_data()
-    with pytest.raises(ValueError, match="model must be dot, nn or ease"):
+    with pytest.raises(ValueError, match="model must be dot, nn, ease or ials"):
         ranking_learner(data, model="svd")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="loss must be softmax or bpr"):
         ranking_learner(data, loss="warp")  # type: ignore[arg-type]
@@ -214,7 +215,25 @@ def test_ease_without_rating_times_scores_without_decay() -> None:
     data, _ = taste_data()  # from a frame without times
     learn = ranking_learner(data, model="ease", progress=False, device="cpu")
     learn.fit()
-    assert learn.chosen_settings() == {"half_life": 0.0}
+    assert learn.chosen_settings()["half_life"] == 0.0
+
+
+def test_ease_chooses_its_ridge_on_the_hold_out_and_the_refit_solves_with_it() -> None:
+    from recsys.collab.ease_learner import EASE_L2S
+    from recsys.data.ratings import RatingsTable
+    from recsys.jobs.training_job import TrainConfig, fit_select_refit
+
+    table = RatingsTable.from_frame(drifting_tastes())
+    config = TrainConfig(objective="ranking", model="ease", valid_pct=0.2, device="cpu")
+    fitted = fit_select_refit(table, config, progress=False)
+    tried = {
+        l2: fit_select_refit(table, replace(config, l2=l2), progress=False).selected
+        for l2 in EASE_L2S
+    }
+    best = max(tried, key=lambda l2: tried[l2].served_metrics()["ndcg"])
+    assert fitted.settings["l2"] == best
+    assert fitted.served.model.config.l2 == best
+    assert fitted.selected.served_metrics()["ndcg"] == tried[best].served_metrics()["ndcg"]
 
 
 def test_epochs_are_compared_on_a_user_sample_and_the_kept_one_measured_on_all(
@@ -238,3 +257,44 @@ def test_epochs_are_compared_on_a_user_sample_and_the_kept_one_measured_on_all(
         max(row["ndcg"] if row is not kept[0] else row["ndcg_sample"] for row in rows)
         == (kept[0]["ndcg_sample"])
     )  # it was the best epoch on the sample
+
+
+def test_ials_chooses_its_settings_on_the_hold_out_and_the_refit_solves_with_them() -> None:
+    from recsys.collab.ials_learner import IALS_ALPHAS, IALS_L2S
+    from recsys.data.ratings import RatingsTable
+    from recsys.jobs.training_job import TrainConfig, fit_select_refit
+
+    table = RatingsTable.from_frame(drifting_tastes())
+    config = TrainConfig(objective="ranking", model="ials", n_factors=8, valid_pct=0.2)
+    fitted = fit_select_refit(table, replace(config, device="cpu"), progress=False)
+    chosen = fitted.settings
+    assert chosen["l2"] in IALS_L2S
+    assert chosen["alpha"] in IALS_ALPHAS
+    served = fitted.served.model.config
+    assert (served.l2, served.alpha, served.half_life) == (
+        chosen["l2"],
+        chosen["alpha"],
+        chosen["half_life"],
+    )
+    assert fitted.served.data.dls.train.n_rows == len(table)  # refitted on every rating
+    # The same settings given outright: nothing left to choose, the same hold-out NDCG.
+    given = replace(config, epochs=chosen["epochs"], l2=chosen["l2"], alpha=chosen["alpha"])
+    again = fit_select_refit(
+        table, replace(given, half_life=chosen["half_life"], device="cpu"), progress=False
+    )
+    assert again.selected.served_metrics()["ndcg"] == pytest.approx(
+        fitted.selected.served_metrics()["ndcg"]
+    )
+
+
+def test_ials_says_that_a_learning_rate_does_not_apply() -> None:
+    from recsys.jobs.training_job import TrainConfig
+
+    data, _ = taste_data()
+    learn = ranking_learner(data, model="ials", progress=False, device="cpu")
+    with pytest.raises(ValueError, match="iALS is solved by alternating least squares; lr"):
+        learn.fit_one_cycle(3, 1e-2)
+    with pytest.raises(ValueError, match="ials is solved by alternating least squares: wd"):
+        TrainConfig(objective="ranking", model="ials", wd=0.1)
+    with pytest.raises(ValueError, match="ials ranks items and predicts no ratings"):
+        TrainConfig(model="ials")

@@ -1,11 +1,11 @@
-"""Random, per-user temporal and global time splits."""
+"""Random, per-user temporal, global time and per-user cutoff splits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recsys.data.splits import random_split, temporal_split, time_split
+from recsys.data.splits import cutoff_split, random_split, temporal_split, time_split
 
 
 def test_random_split_takes_the_head_of_a_seeded_permutation() -> None:
@@ -61,3 +61,23 @@ def test_time_split_holds_out_everything_after_one_cutoff() -> None:
     assert time_split(ties, 0.5).valid.tolist() == [2, 3]
     with pytest.raises(ValueError, match="valid_pct"):
         time_split(timestamps, 1.0)
+
+
+def test_cutoff_split_judges_every_user_after_the_cutoff_or_on_their_latest() -> None:
+    # 10 of the 40 ratings are after the cutoff (time 100 on): user 0 rated on both
+    # sides of it, user 1 only before it, user 2 only after it.
+    users = np.array([0] * 10 + [1] * 25 + [2] * 5)
+    times = np.concatenate([np.arange(0, 5), np.arange(100, 105), np.arange(10, 35), [105] * 5])
+    split = cutoff_split(users, times, valid_pct=0.25)
+
+    valid = set(split.valid.tolist())
+    assert valid & set(range(10)) == set(range(5, 10))  # user 0: everything after it
+    assert valid & set(range(10, 35)) == set(range(29, 35))  # user 1: latest 6 of 25
+    assert valid & set(range(35, 40)) == {39}  # user 2: latest 1 of 5 (ties: row order)
+    assert sorted(valid | set(split.train.tolist())) == list(range(40))
+    assert not valid & set(split.train.tolist())
+
+
+def test_cutoff_split_of_nothing_is_empty() -> None:
+    split = cutoff_split(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 0.1)
+    assert len(split.train) == len(split.valid) == 0

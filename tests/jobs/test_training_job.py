@@ -136,15 +136,16 @@ def test_with_no_new_ratings_the_gate_falls_back_to_the_recorded_hold_out_metric
 
 
 def test_the_served_model_is_refitted_on_every_rating(engine: Engine, tmp_path: Path) -> None:
-    """A user whose only ratings are the latest (all in the hold-out) is unknown to the
-    model that chose the epochs, and known to the one that is served."""
+    """A user whose only ratings are the latest (all in the time hold-out) is unknown to
+    the model that chose the epochs, and known to the one that is served."""
     load_taste_groups(engine)
     late = pd.DataFrame(
         {"user_id": "late", "item_id": [f"i{i}" for i in range(10)], "rating": 5.0,
          "timestamp": 9_000}
     )  # fmt: skip
     ingest(engine, from_frame("ratings", late, 500))
-    refitted = train_and_register(engine, SMALL, tmp_path, progress=False)
+    by_time = replace(SMALL, split="time")
+    refitted = train_and_register(engine, by_time, tmp_path, progress=False)
     assert "late" not in refitted.fitted.selected.data.user_map
     served = load_recommender(active_version(engine).artifact_path)
     assert "late" in served.user_map
@@ -156,7 +157,7 @@ def test_the_served_model_is_refitted_on_every_rating(engine: Engine, tmp_path: 
         "epochs": 2
     }
 
-    kept = train_and_register(engine, replace(SMALL, refit=False), tmp_path, progress=False)
+    kept = train_and_register(engine, replace(by_time, refit=False), tmp_path, progress=False)
     assert kept.fitted.served is kept.fitted.selected
     assert "late" not in load_recommender(active_version(engine).artifact_path).user_map
 
@@ -250,7 +251,7 @@ def test_rating_and_ranking_versions_are_active_side_by_side(
     assert (served.objective, served.kind, served.hyperparameters["split"]) == (
         "ranking",
         "dot",
-        "time",  # the latest ratings of all, for every objective
+        "cutoff",  # each user's ratings after one time, for every objective
     )
     assert {"ndcg", "recall", "coverage", "n_train"} <= set(served.metrics)
     assert "rmse" not in served.metrics
@@ -298,15 +299,17 @@ def test_a_hold_out_with_nothing_to_judge_on_is_a_clear_error(
     # Each item rated at one time: the latest 10% are items the part before never saw.
     by_item = train.assign(timestamp=train["item_id"].str[1:].astype(int))
     ingest(engine, from_frame("ratings", by_item, 500))
+    by_time = replace(RANKING, split="time")
     with pytest.raises(ValueError, match="has no rating of a user and an item the training"):
-        train_and_register(engine, RANKING, tmp_path, progress=False)
+        train_and_register(engine, by_time, tmp_path, progress=False)
     assert list_versions(engine)[0].status == "failed"
 
 
-def test_auto_ranks_with_ease_while_its_solve_fits_and_with_dot_otherwise() -> None:
+def test_auto_ranks_with_a_blend_of_ease_and_ials_while_ease_fits_and_ials_otherwise() -> None:
     ranking = TrainConfig(objective="ranking")
-    assert ranking.resolved(1_000).model == "ease"
-    assert ranking.resolved(30_001).model == "dot"
+    assert ranking.resolved(1_000).model == "blend"
+    assert ranking.resolved(1_000).members == ("ease", "ials")
+    assert ranking.resolved(30_001).model == "ials"
     assert replace(ranking, epochs=3).resolved(1_000).model == "dot"  # asked for a schedule
     assert TrainConfig().resolved(1_000).model == "dot"
     assert replace(ranking, model="nn").resolved(1_000).model == "nn"
@@ -329,3 +332,41 @@ def test_big_catalogs_get_an_index_beside_the_artifact_that_serving_uses(
     served = load_version(engine, version).recommender
     assert served.item_index is not None
     assert len(served.recommend("u0", 3)) >= 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_blend_is_registered_as_one_artifact_served_like_any_model(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from recsys.serving.loading import load_version
+
+    load_taste_groups(engine)
+    config = TrainConfig(
+        objective="ranking",
+        model="blend",
+        blend_weights=(0.5, 0.5),  # both kept, whatever the hold-out says
+        n_factors=4,
+        device="cpu",
+    )
+    result = train_and_register(engine, config, tmp_path, progress=False)
+    version = get_version(engine, result.version_id)
+    assert version.kind == "blend"
+    assert version.metrics["members"] == ["ease", "ials"]
+    assert version.metrics["blend_weights"] == [0.5, 0.5]
+    assert [set(chosen) for chosen in version.metrics["member_settings"]] == [
+        {"l2", "half_life"},
+        {"epochs", "l2", "alpha", "half_life"},
+    ]
+    served = load_version(engine, version).recommender
+    assert type(served.model).__name__ == "Blend"
+    assert served.recommend("u0", 3).frame()["item_id"].tolist() == (
+        result.fitted.served.recommend("u0", 3)["item_id"].tolist()
+    )
+
+    auto = train_and_register(engine, TrainConfig(objective="ranking"), tmp_path, progress=False)
+    chosen = get_version(engine, auto.version_id)
+    assert chosen.kind == auto.fitted.config.model  # the hold-out's pick, as it is served
+    assert chosen.kind in ("blend", "ease", "ials")
+    assert type(load_version(engine, chosen).recommender.model).__name__ == {
+        "blend": "Blend", "ease": "EASE", "ials": "IALS"
+    }[chosen.kind]  # fmt: skip
