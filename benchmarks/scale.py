@@ -9,8 +9,9 @@ Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
 (user, item) pair once, ratings from a hidden low-rank taste, times interleaved at random.
 Stages: write the CSV; ingest it into an empty database (all ids new), then
 again (every row an update); build the data set; one epoch of the rating dot
-model and one of the ranking dot model, validation included. Each stage runs in
-its own process, so its peak RSS is its own.
+model and one of the ranking dot model, validation included; one iALS fit with the
+defaults of a catalog this size (read from the CSV; ``--ials-only`` runs just that).
+Each stage runs in its own process, so its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -135,6 +136,21 @@ def run_stage(name: str, args: dict) -> dict:
         started = time.perf_counter()
         learn.fit_one_cycle(1)
         rows = data.dls.train.n_rows
+    elif name == "ials fit":
+        import torch
+
+        from recsys.collab.dataset import CollabData
+        from recsys.collab.ranking import ranking_learner
+        from recsys.data.ratings import RatingsTable
+
+        table = RatingsTable.from_frame(pd.read_csv(args["path"]))
+        data = CollabData.from_table(table, valid_pct=0.0)
+        del table
+        torch.manual_seed(0)
+        learn = ranking_learner(data, model="ials", progress=False, device=args["device"])
+        started = time.perf_counter()
+        learn.fit()  # the defaults of a catalog this size: nothing to choose on
+        rows = data.dls.train.n_rows
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "rows": rows, "peak_mib": peak}
@@ -147,6 +163,10 @@ def main() -> None:
     parser.add_argument(
         "--postgres-only", action="store_true", help="write the files, ingest into PostgreSQL"
     )
+    parser.add_argument(
+        "--ials-only", action="store_true", help="write the CSV, then one iALS fit from it"
+    )
+    parser.add_argument("--device", default="cpu", help="where the iALS fit runs")
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--args", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -160,15 +180,24 @@ def main() -> None:
         csv = str(Path(folder) / "ratings.csv")
         changed = str(Path(folder) / "ratings-changed.csv")
         sqlite = f"sqlite:///{Path(folder) / 'recsys.db'}"
-        plan = [
-            ("csv", "write the CSV", {"path": csv, "size": options.size}),
-            (
-                "changed csv",
-                "write it again, times changed",
-                {"path": csv, "size": options.size, "out": changed},
-            ),
-        ]
-        if not options.postgres_only:
+        ials = (
+            "ials fit",
+            "one iALS fit (defaults, CSV read)",
+            {"path": csv, "device": options.device},
+        )
+        if options.ials_only:
+            plan = [("csv", "write the CSV", {"path": csv, "size": options.size}), ials]
+        else:
+            plan = [
+                ("csv", "write the CSV", {"path": csv, "size": options.size}),
+                (
+                    "changed csv",
+                    "write it again, times changed",
+                    {"path": csv, "size": options.size, "out": changed},
+                ),
+            ]
+        full = not options.ials_only
+        if full and not options.postgres_only:
             plan += [
                 (
                     "ingest",
@@ -181,7 +210,7 @@ def main() -> None:
                     {"path": changed, "url": sqlite, "expect": "updates"},
                 ),
             ]
-        if options.postgres_url:
+        if full and options.postgres_url:
             plan += [
                 (
                     "ingest",
@@ -194,11 +223,12 @@ def main() -> None:
                     {"path": changed, "url": options.postgres_url, "expect": "updates"},
                 ),
             ]
-        if not options.postgres_only:
+        if full and not options.postgres_only:
             plan += [
                 ("dataset", "build the data set (SQLite)", {"url": sqlite}),
                 ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
                 ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
+                ials,
             ]
         for name, label, args in plan:
             result = stage(name, args)

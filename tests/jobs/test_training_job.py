@@ -355,7 +355,7 @@ def test_a_blend_is_registered_as_one_artifact_served_like_any_model(
     assert version.metrics["blend_weights"] == [0.5, 0.5]
     assert [set(chosen) for chosen in version.metrics["member_settings"]] == [
         {"l2", "half_life"},
-        {"epochs", "l2", "alpha", "half_life"},
+        {"epochs", "n_factors", "l2", "alpha", "half_life"},
     ]
     served = load_version(engine, version).recommender
     assert type(served.model).__name__ == "Blend"
