@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
 from recsys.collab.blend_learner import Member, RankingBlendLearner, RatingBlendLearner
 from recsys.collab.collab_learner import CollabLearner, collab_learner
-from recsys.collab.dataset import CollabData, SplitName
+from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.ranking import ranking_learner
@@ -128,19 +128,28 @@ class TrainConfig:
             if value is not None and len(value) != len(members):
                 raise ValueError(f"{len(members)} blend members need {len(members)} {name}")
 
-    def resolved(self, n_items: int) -> TrainConfig:
-        """``auto`` made concrete for a catalog of ``n_items``. For ranking: a blend of
-        EASE and iALS, whose weights (either may get 0, and it then serves the other
-        alone) are chosen on the hold-out, while EASE's d x d solve fits in memory; iALS
-        above that; the dot ranking model when epochs, a learning rate, weight decay,
-        factors or layers are given. For ratings: dot. A blend without members gets the
-        objective's (see ``BLEND_MEMBERS``)."""
+    def resolved(self, n_items: int, n_ratings: int = 0) -> TrainConfig:
+        """``auto`` made concrete for ``n_ratings`` ratings of ``n_items`` items.
+
+        To rank: a blend of EASE and iALS while EASE's d x d solve fits in memory (the
+        weights are chosen on the hold-out, and either may get 0, which serves the other
+        alone), iALS above that, the dot ranking model when epochs, a learning rate,
+        weight decay, factors or layers are given. To rate: a blend of dot and nn
+        (weighed the same way) below ``LARGE_DATA_ROWS`` ratings, where both fit in
+        seconds; dot above that, or when a schedule is given. A blend without members
+        gets the objective's (``BLEND_MEMBERS``). See benchmarks/ranking.py and
+        benchmarks/collab.py for the figures.
+        """
         if self.model == "blend" and self.members is None:
             return replace(self, members=BLEND_MEMBERS[self.objective])
         if self.model != "auto":
             return self
         factor_settings = (self.epochs, self.lr, self.wd, self.n_factors, self.layers)
-        if self.objective == "rating" or any(value is not None for value in factor_settings):
+        if any(value is not None for value in factor_settings):
+            return replace(self, model="dot")
+        if self.objective == "rating":
+            if n_ratings < LARGE_DATA_ROWS:
+                return replace(self, model="blend", members=BLEND_MEMBERS["rating"])
             return replace(self, model="dot")
         if n_items <= EASE_MAX_ITEMS:
             return replace(self, model="blend", members=BLEND_MEMBERS["ranking"])
@@ -198,7 +207,7 @@ def fit_select_refit(
     cutoff, those are everyone's latest ratings, the ones that say most about what
     they do next.
     """
-    config = config.resolved(len(table.item_map))
+    config = config.resolved(len(table.item_map), len(table))
     torch.manual_seed(config.seed)
     data = CollabData.from_table(
         table,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recsys.models.scorer import CollabScorer
+from recsys.models.scorer import CollabScorer, NoBiasesError
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,20 @@ class Blend(CollabScorer):
             ],
             dim=1,
         )
+
+    def biases(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blend's explicit bias terms: the weighted sum of its members' biases (a
+        member without biases, like EmbeddingNN, adds none)."""
+        parts = []
+        for member, factor in zip(self._members(), self.factors, strict=True):
+            try:
+                user_biases, item_biases = member.biases()
+            except NoBiasesError:
+                continue
+            parts.append((factor * user_biases, factor * item_biases))
+        if not parts:
+            raise NoBiasesError("none of the blend's members has biases")
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)  # type: ignore[return-value]
 
     def item_search_vectors(self) -> torch.Tensor:
         return torch.cat([member.item_search_vectors() for member in self._members()], dim=1)

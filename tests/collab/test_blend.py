@@ -128,3 +128,26 @@ def test_a_rating_blend_predicts_the_weighted_mean_of_its_members() -> None:
     assert torch.allclose(learn.scoring_model.score_pairs(users, items), expected, atol=1e-5)
     assert learn.scoring_model.rating_range == members[0].learner.scoring_model.rating_range
     assert {"rmse", "mae"} <= set(learn.served_metrics())
+
+
+def test_a_blends_biases_are_its_members_weighted_and_none_without_any() -> None:
+    from recsys.models.scorer import NoBiasesError
+
+    shared = data()
+    torch.manual_seed(0)
+    members = [
+        Member(name, collab_learner(shared, n_factors=4, use_nn=name == "nn", progress=False),
+               {"n_epoch": 1, "lr_max": 1e-2, "wd": 0.01})
+        for name in ("dot", "nn")
+    ]  # fmt: skip
+    learn = RatingBlendLearner(shared, members, (0.7, 0.3), progress=False)
+    learn.fit_one_cycle()
+    users, items = learn.scoring_model.biases()
+    dot_users, dot_items = members[0].learner.scoring_model.biases()
+    assert torch.allclose(items, 0.7 * dot_items)  # the nn member has none
+    assert torch.allclose(users, 0.7 * dot_users)
+
+    ranking = RankingBlendLearner(shared, ranking_members(shared)[:1] * 2, (0.5, 0.5))
+    ranking.fit_one_cycle()
+    with pytest.raises(NoBiasesError, match="none of the blend's members has biases"):
+        ranking.scoring_model.biases()

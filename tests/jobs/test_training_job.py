@@ -305,13 +305,15 @@ def test_a_hold_out_with_nothing_to_judge_on_is_a_clear_error(
     assert list_versions(engine)[0].status == "failed"
 
 
-def test_auto_ranks_with_a_blend_of_ease_and_ials_while_ease_fits_and_ials_otherwise() -> None:
+def test_auto_is_a_blend_where_its_members_fit_and_one_model_beyond() -> None:
     ranking = TrainConfig(objective="ranking")
     assert ranking.resolved(1_000).model == "blend"
     assert ranking.resolved(1_000).members == ("ease", "ials")
-    assert ranking.resolved(30_001).model == "ials"
+    assert ranking.resolved(30_001).model == "ials"  # beyond EASE's d x d solve
     assert replace(ranking, epochs=3).resolved(1_000).model == "dot"  # asked for a schedule
-    assert TrainConfig().resolved(1_000).model == "dot"
+    assert TrainConfig().resolved(1_000, 100_000).members == ("dot", "nn")
+    assert TrainConfig().resolved(1_000, 1_000_000).model == "dot"  # nn would take minutes
+    assert TrainConfig(lr=0.01).resolved(1_000, 100_000).model == "dot"
     assert replace(ranking, model="nn").resolved(1_000).model == "nn"
 
 
