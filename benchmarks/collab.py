@@ -125,7 +125,7 @@ def pipeline(device: str) -> None:
     default = TrainConfig(device=device)  # what `recsys train` runs
     for label, config, seeds in (
         ("recsys train (the default: auto)", default, SEEDS),
-        ("ablation: blend of dot and nn (model blend)", replace(default, model="blend"), SEEDS),
+        ("ablation: DotProductBias alone (model dot)", replace(default, model="dot"), SEEDS),
         ("ablation: EmbeddingNN (model nn)", replace(default, model="nn"), SEEDS[:1]),
         ("ablation: the default, chosen on a random hold-out", replace(default, split="random"),
          SEEDS[:1]),

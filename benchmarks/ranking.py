@@ -134,7 +134,7 @@ def main() -> None:
         )
         pipeline("ablation: two towers (nn)", replace(default, model="nn"), SEEDS[:1])
         rating = TrainConfig(objective="rating", device=device)
-        pipeline("ablation: DotProductBias fitted to ratings", rating, SEEDS[:1])
+        pipeline("ablation: the rating model (recsys train's default)", rating, SEEDS[:1])
 
     def fit_on_test_split() -> Scorer:
         torch.manual_seed(0)

@@ -103,7 +103,7 @@ class IALSLearner(SolvedRankingLearner):
                 if has_valid:
                     row |= self.ranking_metrics(self.k, users=sample)
                 if not swept or row.get("ndcg", 0.0) > swept.get("ndcg", 0.0) or not has_valid:
-                    swept, vectors = row, {k: v.clone() for k, v in model.state_dict().items()}
+                    swept, vectors = row, _copied(model)
             model.load_state_dict(vectors)  # the best sweep's
             plain_users = model.user_factors.clone()
             for half_life in half_lives:
@@ -125,8 +125,7 @@ class IALSLearner(SolvedRankingLearner):
                     row |= self.ranking_metrics(self.k, users=sample)
                 if not best or row.get("ndcg", 0.0) > best.get("ndcg", 0.0):
                     best = row
-                    kept = replace(model.config, half_life=half_life), model.state_dict()
-                    kept = kept[0], {k: v.clone() for k, v in kept[1].items()}
+                    kept = replace(model.config, half_life=half_life), _copied(model)
         config, state = kept
         self.model = self.train_model = IALS(config).to(self.device)
         self.model.load_state_dict(state)
@@ -157,3 +156,7 @@ class IALSLearner(SolvedRankingLearner):
             "alpha": row["alpha"],
             "half_life": row["half_life"],
         }
+
+
+def _copied(model: IALS) -> dict[str, torch.Tensor]:
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
