@@ -141,20 +141,24 @@ def ingest(
             # rating writers (and the ids they create) take turns until commit.
             seq = _next_write_number(connection)
             keys = staging.tables["staging_keys"]
-            ratings_read = _stage(
-                connection,
-                staging.tables["staging_ratings"],
-                ratings_source,
-                progress,
-                lambda chunk: _with_internal_ids(
+            pairs: list[np.ndarray] = []  # each staged rating's (user, item), as one number
+
+            def staged_rows(chunk: Chunk) -> pd.DataFrame:
+                rows = _with_internal_ids(
                     connection,
                     keys,
                     _rating_rows(chunk, ratings_source, columns, rating_range),
                     created,
-                ),
+                )
+                pairs.append(_pair_numbers(rows["user_id"], rows["item_id"]))
+                return rows
+
+            ratings_read = _stage(
+                connection, staging.tables["staging_ratings"], ratings_source, progress, staged_rows
             )
             staged = staging.tables["staging_ratings"]
-            _reject_duplicate_ratings(connection, staged, ratings_source)
+            if _has_repeated_pair(pairs):  # then the database names the rows
+                _reject_duplicate_ratings(connection, staged, ratings_source)
             _keep_unchanged_times(connection, staged, ingested_at)
             inserted, changed = _merge_ratings(connection, staged, seq)
         report = IngestReport(
@@ -426,6 +430,26 @@ def _reject_duplicate_ids(
             raise IngestError(
                 source.name, f"duplicate {name} {key!r}: row {first} has it already", last
             )
+
+
+def _pair_numbers(user_ids: pd.Series, item_ids: pd.Series) -> np.ndarray:
+    """One int64 per (user, item) of internal ids, both below 2**31."""
+    return (user_ids.to_numpy(np.int64) << 32) | item_ids.to_numpy(np.int64)
+
+
+def _has_repeated_pair(pairs: list[np.ndarray]) -> bool:
+    """Whether a (user, item) pair occurs twice: a sort in numpy, several times cheaper
+    than the database's GROUP BY over the staged rows (11 s of a 20M-row load), which
+    runs only when there is a repeat, to name its rows. Empties ``pairs`` as it goes."""
+    every = np.empty(sum(len(run) for run in pairs), dtype=np.int64)
+    start = 0
+    pairs.reverse()
+    while pairs:  # each chunk's numbers freed as they are copied: no second copy of all
+        run = pairs.pop()
+        every[start : start + len(run)] = run
+        start += len(run)
+    every.sort()  # in place
+    return bool(np.any(every[1:] == every[:-1]))
 
 
 def _reject_duplicate_ratings(connection: Connection, staged: Table, source: TableSource) -> None:

@@ -86,7 +86,6 @@ ratings = Table(
     # asking for everything above the last number they saw.
     Column("seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_ratings_item_id", "item_id"),
-    Index("ix_ratings_timestamp", "timestamp"),
     Index("ix_ratings_seq", "seq", "user_id", "item_id"),  # the order followers read
 )
 
