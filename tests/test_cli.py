@@ -102,6 +102,27 @@ def test_ingest_refuses_a_rating_range_that_is_empty_or_not_finite(
     assert counts(cli_env) == (0, 0, 0)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "ials"], "ials ranks items and predicts no ratings: use --objective ranking"),
+        (
+            ["--objective", "ranking", "--model", "blend", "--members", "ease,hybrid"],
+            "a ranking blend takes two or more of dot, nn, ease, ials, not ease, hybrid",
+        ),
+        (["--members", "ease,ials"], "members make a blend: use --model blend, not auto"),
+        (["--split", "yesterday"], "--split must be cutoff, time, temporal or random"),
+    ],
+)
+def test_train_refuses_settings_that_do_not_fit_before_reading_anything(
+    cli_env: str, options: list[str], message: str
+) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, ["train", *options])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
 def test_an_unreachable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from recsys.settings import get_settings
 

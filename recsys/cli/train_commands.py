@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch.distributed
 import typer
 
 from recsys.cli.console import (
@@ -107,8 +106,7 @@ def train(
             raise fail(str(error)) from None
     selected = result.fitted.selected
     if selected.context is not None:
-        distributed.barrier()
-        torch.distributed.destroy_process_group()
+        distributed.finish()
         if not selected.context.is_main:
             return
     if metrics_file is not None:

@@ -7,6 +7,7 @@ NCCL joins GPUs, gloo joins CPU processes.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -48,6 +49,16 @@ def device_for(context: Distributed) -> torch.device:
     return torch.device("cpu")
 
 
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
+def finish() -> None:
+    """Wait for every rank, then end the process group.
+
+    Garbage first: a DistributedDataParallel wrapper caught in a reference cycle is
+    freed by the collector, not when the learner drops it; freed after the group, its
+    gloo work aborted the rank ("terminate called without an active exception", one
+    run in several on 2 busy cores).
+    """
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
