@@ -406,12 +406,25 @@ def _internal_ids(
     # One index lookup per key, whatever the table's size: a join let PostgreSQL, with
     # no statistics for the rows this transaction added, scan all users per chunk.
     number = select(table.c.id).where(table.c.external_id == keys.c.external_id)
-    found = connection.execute(select(keys.c.row, number.scalar_subquery())).all()
+    numbers = _driver_integers(
+        connection,
+        select(number.scalar_subquery()).select_from(keys).order_by(keys.c.row),
+        len(distinct),
+    )
     connection.execute(delete(keys))
-    numbers = np.zeros(len(distinct), dtype=np.int64)
-    positions, ids = zip(*found, strict=True)
-    numbers[list(positions)] = ids
     return numbers[codes]
+
+
+def _driver_integers(connection: Connection, query: Any, count: int) -> np.ndarray:
+    """A one-column integer query's values, read through the driver's cursor: without
+    SQLAlchemy's row objects, a third of the time ids took in a 20M-row load."""
+    sql = str(query.compile(dialect=connection.dialect))
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return np.fromiter((row[0] for row in cursor), dtype=np.int64, count=count)
+    finally:
+        cursor.close()
 
 
 def _reject_duplicate_ids(
