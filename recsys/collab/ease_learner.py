@@ -52,18 +52,9 @@ class EASELearner(SolvedRankingLearner):
         if n_epoch is not None:
             self.refuse_schedule({"epochs": n_epoch})
         started = time.perf_counter()
-        x, y = (t.cpu().numpy() for t in self.data.dls.train.tensors)
-        times = self.data.train_times
-        history = History.from_ratings(
-            x[:, 0], x[:, 1], self.data.n_users, liked=y >= LIKED_AT, timestamps=times
-        )
+        history = training_history(self.data)
+        half_lives = recency_half_lives(self.half_life, self.data)
         has_valid = len(self.data.dls.valid) > 0  # none in a refit on all the data
-        if self.half_life is not None:
-            half_lives: tuple[float, ...] = (self.half_life,)
-        elif times is None:
-            half_lives = (0.0,)
-        else:
-            half_lives = HALF_LIVES if has_valid else (EASE_HALF_LIFE,)
         if self.l2 is not None:
             l2s: tuple[float, ...] = (self.l2,)
         else:
@@ -88,3 +79,22 @@ class EASELearner(SolvedRankingLearner):
     def chosen_settings(self) -> dict[str, Any]:
         """The ridge and half-life chosen on the hold-out, for the solve on every rating."""
         return {"l2": self.model.config.l2, "half_life": self.model.config.half_life}
+
+
+def training_history(data: CollabData) -> History:
+    """Each user's training ratings, newest first, with which were liked: what EASE's
+    scoring rows and iALS's recency-weighted user solve weigh."""
+    x, y = (t.cpu().numpy() for t in data.dls.train.tensors)
+    return History.from_ratings(
+        x[:, 0], x[:, 1], data.n_users, liked=y >= LIKED_AT, timestamps=data.train_times
+    )
+
+
+def recency_half_lives(given: float | None, data: CollabData) -> tuple[float, ...]:
+    """The half-lives to try: the one ``given``; none (0) for ratings without times;
+    every one of ``HALF_LIVES`` when there is a hold-out to choose on; else the default."""
+    if given is not None:
+        return (given,)
+    if data.train_times is None:
+        return (0.0,)
+    return HALF_LIVES if len(data.dls.valid) > 0 else (EASE_HALF_LIFE,)

@@ -12,10 +12,8 @@ import numpy as np
 import torch
 
 from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData
-from recsys.collab.ease_learner import EASE_HALF_LIFE, HALF_LIVES
+from recsys.collab.ease_learner import recency_half_lives, training_history
 from recsys.collab.ranking_learner import LOW_RATING_WEIGHT, SolvedRankingLearner
-from recsys.data.ratings import LIKED_AT
-from recsys.models.ease import History
 from recsys.models.ials import CG_STEPS, IALS, IALSConfig, Rows, solve_side
 
 # Tried on the hold-out below a million training ratings (every combination, each for up
@@ -65,18 +63,9 @@ class IALSLearner(SolvedRankingLearner):
         alphas = (
             (self.alpha,) if self.alpha is not None else IALS_ALPHAS if choose else (IALS_ALPHA,)
         )
-        times = self.data.train_times
-        if self.half_life is not None:
-            half_lives: tuple[float, ...] = (self.half_life,)
-        elif times is None:
-            half_lives = (0.0,)
-        else:
-            half_lives = HALF_LIVES if has_valid else (EASE_HALF_LIFE,)
+        half_lives = recency_half_lives(self.half_life, self.data)
         sweeps = n_epoch or IALS_SWEEPS
-        x, y = (t.cpu().numpy() for t in self.data.dls.train.tensors)
-        history = History.from_ratings(
-            x[:, 0], x[:, 1], self.data.n_users, liked=y >= LIKED_AT, timestamps=times
-        )
+        history = training_history(self.data)
         users = np.repeat(np.arange(self.data.n_users), np.diff(history.indptr))
         weights = history.weights(0.0, LOW_RATING_WEIGHT)
         sample = self.validation_sample() if has_valid else None

@@ -39,6 +39,18 @@ def ranking_members(shared: CollabData) -> list[Member]:
     ]
 
 
+def rating_members(shared: CollabData, epochs: int) -> list[Member]:
+    torch.manual_seed(0)
+    return [
+        Member(
+            name,
+            collab_learner(shared, n_factors=4, use_nn=name == "nn", progress=False),
+            {"n_epoch": epochs, "lr_max": 1e-2, "wd": 0.01},
+        )
+        for name in ("dot", "nn")
+    ]
+
+
 def test_the_weight_grid_splits_one_every_way_including_a_member_alone() -> None:
     grid = weight_grid(3, step=0.5)
     assert sorted(grid) == sorted(
@@ -113,12 +125,7 @@ def test_a_blend_scores_the_weighted_sum_and_searches_as_it_scores(tmp_path: Pat
 
 def test_a_rating_blend_predicts_the_weighted_mean_of_its_members() -> None:
     shared = data()
-    torch.manual_seed(0)
-    members = [
-        Member(name, collab_learner(shared, n_factors=4, use_nn=name == "nn", progress=False),
-               {"n_epoch": 3, "lr_max": 1e-2, "wd": 0.01})
-        for name in ("dot", "nn")
-    ]  # fmt: skip
+    members = rating_members(shared, epochs=3)
     learn = RatingBlendLearner(shared, members, progress=False)
     learn.fit_one_cycle()
     weights = learn.chosen_weights
@@ -134,12 +141,7 @@ def test_a_blends_biases_are_its_members_weighted_and_none_without_any() -> None
     from recsys.models.scorer import NoBiasesError
 
     shared = data()
-    torch.manual_seed(0)
-    members = [
-        Member(name, collab_learner(shared, n_factors=4, use_nn=name == "nn", progress=False),
-               {"n_epoch": 1, "lr_max": 1e-2, "wd": 0.01})
-        for name in ("dot", "nn")
-    ]  # fmt: skip
+    members = rating_members(shared, epochs=1)
     learn = RatingBlendLearner(shared, members, (0.7, 0.3), progress=False)
     learn.fit_one_cycle()
     users, items = learn.scoring_model.biases()
