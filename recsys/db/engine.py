@@ -6,7 +6,7 @@ SQLite takes one writer at a time. Every transaction that writes goes through
 to finish: concurrent writers queue instead of one failing half-way (a deferred
 transaction that reads first cannot wait for the lock it later needs). Readers
 never wait (WAL). On PostgreSQL rating writers take turns through an advisory lock
-(see recsys.db.ingest), and a writer waits for a lock as long as on SQLite
+(see recsys.db.merge), and a writer waits for a lock as long as on SQLite
 (``lock_timeout``), not for as long as a big ingest holds it: waiting writers would
 otherwise hold every pooled connection. Past the bound, :func:`is_busy` recognises
 the error on either database, and the transaction has written nothing.
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -234,3 +235,13 @@ def make_probe_engine(database_url: str) -> Engine:
             "options": f"-c statement_timeout={PROBE_SECONDS * 1000}",
         },
     )
+
+
+def dialect_insert(connection: Connection, table: Table) -> Any:
+    """INSERT with this database's ON CONFLICT clauses (both dialects spell them alike)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"recsys supports SQLite and PostgreSQL, not {dialect}")

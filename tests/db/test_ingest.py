@@ -91,7 +91,7 @@ def test_a_bulk_load_rebuilds_the_indexes_and_merges_like_a_small_one(
 ) -> None:
     """The path big files take (indexes, and on PostgreSQL foreign keys, dropped and
     rebuilt around the merge) inserts and updates exactly what the small path does."""
-    monkeypatch.setattr("recsys.db.ingest.BULK_LOAD_ROWS", 1)
+    monkeypatch.setattr("recsys.db.merge.BULK_LOAD_ROWS", 1)
     with engine.connect() as connection:
         schema = _ratings_schema(connection)
 
