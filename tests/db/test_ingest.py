@@ -86,37 +86,89 @@ def test_reingesting_the_same_file_changes_nothing_and_new_values_update(
     assert count(engine, ratings) == 6
 
 
-def test_a_bulk_load_rebuilds_the_indexes_and_merges_like_a_small_one(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("bulk", [False, True], ids=["small", "bulk"])
+def test_a_merge_inserts_new_updates_changed_and_leaves_unchanged_ratings_alone(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
 ) -> None:
-    """The path big files take (indexes, and on PostgreSQL foreign keys, dropped and
-    rebuilt around the merge) inserts and updates exactly what the small path does."""
-    monkeypatch.setattr("recsys.db.merge.BULK_LOAD_ROWS", 1)
+    """Both merges, the small one and the one big files take (SQLite: indexes rebuilt
+    around it; PostgreSQL: a new table swapped in), store the same ratings, count them
+    alike, stamp only what changed with the write's number and leave the schema as the
+    migrations made it (names, keys, cascades)."""
+    monkeypatch.setattr("recsys.db.merge.BULK_LOAD_ROWS", 1 if bulk else 10**9)
     with engine.connect() as connection:
         schema = _ratings_schema(connection)
 
     first = ingest(engine, open_table(write_csv(tmp_path / "r.csv", GOOD_ROWS), chunk_rows=4))
-    changed_rows = [(u, i, "1", str(int(t) + 1)) for u, i, _, t in GOOD_ROWS]
-    again = ingest(engine, open_table(write_csv(tmp_path / "u.csv", changed_rows), chunk_rows=4))
+    first_numbers = _write_numbers(engine)
+    changed_rows = [(u, i, "1", t) for u, i, _, t in GOOD_ROWS[:3]]
+    unchanged_rows = GOOD_ROWS[3:]
+    new_rows = [("u4", "i1", "3", "1010"), ("u1", "i3", "2.5", "1011")]
+    again = ingest(
+        engine,
+        open_table(
+            write_csv(tmp_path / "u.csv", [*new_rows, *unchanged_rows, *changed_rows]),
+            chunk_rows=4,
+        ),
+    )
 
     assert (first.ratings_inserted, first.users_created, first.items_created) == (6, 3, 3)
-    assert (again.ratings_inserted, again.ratings_updated) == (0, 6)
+    assert (again.ratings_inserted, again.ratings_updated, again.users_created) == (2, 3, 1)
     stored = snapshot(engine)["ratings"]
-    assert [(value, timestamp) for _, _, value, timestamp in stored] == sorted(
-        (1.0, int(t) + 1) for *_, t in GOOD_ROWS
+    expected = {(u, i): (float(r), int(t)) for u, i, r, t in GOOD_ROWS}
+    expected.update({(u, i): (1.0, int(t)) for u, i, _, t in changed_rows})
+    expected.update({(u, i): (float(r), int(t)) for u, i, r, t in new_rows})
+    assert sorted(stored) == sorted(
+        (_user_id(engine, u), _item_id(engine, i), *value) for (u, i), value in expected.items()
     )
+    numbers = _write_numbers(engine)
+    (old,) = set(first_numbers.values())
+    for pair, number in numbers.items():
+        unchanged = pair in {(u, i) for u, i, *_ in unchanged_rows}
+        assert number == (old if unchanged else old + 1), pair
     with engine.connect() as connection:
         assert _ratings_schema(connection) == schema
 
 
-def _ratings_schema(connection: Connection) -> tuple[list[str], list[str]]:
+def _write_numbers(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(users.c.external_id, items.c.external_id, ratings.c.seq)
+            .join(users, users.c.id == ratings.c.user_id)
+            .join(items, items.c.id == ratings.c.item_id)
+        )
+        return {(user, item): seq for user, item, seq in rows}
+
+
+def _user_id(engine: Engine, external: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(users.c.id).where(users.c.external_id == external)
+        ).scalar_one()
+
+
+def _item_id(engine: Engine, external: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(items.c.id).where(items.c.external_id == external)
+        ).scalar_one()
+
+
+def _ratings_schema(connection: Connection) -> list[str]:
     inspector = inspect(connection)
-    return (
-        sorted(index["name"] for index in inspector.get_indexes("ratings")),
-        sorted(
-            f"{key['constrained_columns']}->{key['referred_table']}"
-            for key in inspector.get_foreign_keys("ratings")
-        ),
+    key = inspector.get_pk_constraint("ratings")
+    return sorted(
+        [
+            f"primary key {key['name']} {key['constrained_columns']}",
+            *(
+                f"index {index['name']} {index['column_names']} unique={index['unique']}"
+                for index in inspector.get_indexes("ratings")
+            ),
+            *(
+                f"foreign key {foreign['name']} {foreign['constrained_columns']} -> "
+                f"{foreign['referred_table']}{foreign['referred_columns']} {foreign['options']}"
+                for foreign in inspector.get_foreign_keys("ratings")
+            ),
+        ]
     )
 
 
