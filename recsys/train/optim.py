@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +32,7 @@ class SparseAdamW(torch.optim.Optimizer):
         super().__init__(
             params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         )
+        self._scratch: dict[nn.Parameter, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _state(self, param: nn.Parameter) -> dict:
         state = self.state[param]
@@ -59,6 +61,11 @@ class SparseAdamW(torch.optim.Optimizer):
                 state = self._state(param)
                 state["step"] += 1
                 state["log_decay"] += math.log1p(-lr * wd) if wd else 0.0
+                correction1 = 1 - beta1 ** state["step"]
+                correction2 = 1 - beta2 ** state["step"]
+                if param.device.type == "cpu" and param.dtype == torch.float32:
+                    self._fused_step(param, state, lr / correction1, 1 / correction2, group)
+                    continue
                 # Sum the gradients of repeated rows; cheaper than grad.coalesce(),
                 # which sorts the values along with the indices.
                 rows, inverse = torch.unique(param.grad._indices()[0], return_inverse=True)
@@ -71,14 +78,50 @@ class SparseAdamW(torch.optim.Optimizer):
                 m = moments[:, 0].mul_(beta1).add_(grad, alpha=1 - beta1)
                 v = moments[:, 1].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 state["moments"].index_copy_(0, rows, moments)
-                correction1 = 1 - beta1 ** state["step"]
-                correction2 = 1 - beta2 ** state["step"]
                 denominator = v.div(correction2).sqrt_().add_(eps)
                 # The decay this row missed (and this step's), then the Adam step.
                 values = param.index_select(0, rows).mul_(self._pending_decay(param, state, rows))
                 values.addcdiv_(m, denominator, value=-lr / correction1)
                 param.index_copy_(0, rows, values)
                 state["row_log_decay"].index_fill_(0, rows, state["log_decay"])
+
+    def _fused_step(
+        self,
+        param: nn.Parameter,
+        state: dict,
+        step_size: float,
+        inverse_correction2: float,
+        group: dict,
+    ) -> None:
+        """The same step in one pass over the touched rows (recsys.train.sparse_rows): on
+        the CPU, where the calls above were most of an epoch."""
+        from recsys.train.sparse_rows import adamw_rows  # numba: only training pays its import
+
+        rows = param.grad._indices()[0]
+        # Scratch, not state: a row -> slot table (-1 between steps), and room for a batch.
+        slot, touched, summed = self._scratch.get(param, (None, np.empty(0), None))
+        if slot is None or len(touched) < len(rows):
+            slot = np.full(param.shape[0], -1, dtype=np.int64) if slot is None else slot
+            touched = np.empty(len(rows), dtype=np.int64)
+            summed = np.empty((len(rows), param[0].numel()), dtype=np.float32)
+            self._scratch[param] = (slot, touched, summed)
+        beta1, beta2 = group["betas"]
+        adamw_rows(
+            param.detach().view(param.shape[0], -1).numpy(),
+            state["moments"].view(param.shape[0], 2, -1).numpy(),
+            state["row_log_decay"].numpy(),
+            slot,
+            rows.numpy(),
+            param.grad._values().reshape(len(rows), -1).contiguous().numpy(),
+            summed,
+            touched,
+            step_size,
+            inverse_correction2,
+            beta1,
+            beta2,
+            group["eps"],
+            state["log_decay"],
+        )
 
     @staticmethod
     def _pending_decay(param: nn.Parameter, state: dict, rows: torch.Tensor) -> torch.Tensor:

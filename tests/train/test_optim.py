@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from recsys.train.optim import SparseAdamW
@@ -54,3 +55,23 @@ def test_a_row_that_comes_back_gets_its_missed_decay_first() -> None:
     param.grad = sparse_grad(torch.zeros(1, 1), torch.tensor([1]), param.shape)
     optimizer.step()  # zero gradient: only decay moves row 1, twice
     assert torch.allclose(param[1], torch.tensor([0.81]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fused", "torch"])
+def test_repeated_rows_add_up_to_the_gradient_adamw_sees(dtype: torch.dtype) -> None:
+    """float32 on the CPU takes the fused kernel (recsys.train.sparse_rows), float64 the
+    torch calls: both sum a row's repeats before the step, as a dense gradient would."""
+    torch.manual_seed(0)
+    start = torch.randn(6, 3, dtype=dtype)
+    dense = torch.nn.Parameter(start.clone())
+    sparse = torch.nn.Parameter(start.clone())
+    adamw = torch.optim.AdamW([dense], lr=0.01, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.3)
+    lazy = SparseAdamW([sparse], lr=0.01, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.3)
+    rows = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2, 0])  # every row, and repeats
+    for _ in range(20):
+        grads = torch.randn(len(rows), 3, dtype=dtype)
+        dense.grad = torch.zeros(6, 3, dtype=dtype).index_add_(0, rows, grads)
+        sparse.grad = sparse_grad(grads, rows, sparse.shape)
+        adamw.step()
+        lazy.step()
+    assert torch.allclose(dense, sparse, atol=1e-5)
