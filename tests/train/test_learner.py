@@ -32,7 +32,7 @@ class Linear(nn.Module):
         return self.linear(x)[:, 0]
 
 
-def make_learner(batch_size: int = 32, **kwargs: object) -> Learner:
+def make_learner(batch_size: int = 32, metrics: tuple = (rmse, mae), **kwargs: object) -> Learner:
     torch.manual_seed(0)
     x, y = regression_data()
     dls = DataLoaders(
@@ -40,7 +40,7 @@ def make_learner(batch_size: int = 32, **kwargs: object) -> Learner:
         TensorBatches((x[400:], y[400:]), 128),
     )
     kwargs.setdefault("device", "cpu")
-    return Learner(dls, Linear(), F.mse_loss, metrics=[rmse, mae], progress=False, **kwargs)
+    return Learner(dls, Linear(), F.mse_loss, metrics=list(metrics), progress=False, **kwargs)
 
 
 def test_fit_one_cycle_drives_the_validation_loss_down() -> None:
@@ -51,6 +51,18 @@ def test_fit_one_cycle_drives_the_validation_loss_down() -> None:
     assert rows[-1]["valid_loss"] < rows[0]["valid_loss"] / 5
     assert rows[-1]["rmse"] < 0.2
     assert set(rows[-1]) == {"epoch", "train_loss", "valid_loss", "rmse", "mae", "time"}
+
+
+def test_without_metrics_the_validation_loss_is_the_loss_of_every_validation_row() -> None:
+    """No metric to feed: the loss is summed batch by batch (72 + 128 + ... rows), not
+    from all predictions at once, and it is the same number."""
+    learn = make_learner(metrics=())
+    learn.dls.valid.batch_size = 72  # batches of unequal size
+    learn.fit(1, 0.05)
+    predictions, targets = learn.get_preds()
+    assert learn.recorder.rows[-1]["valid_loss"] == pytest.approx(
+        float(F.mse_loss(predictions, targets)), rel=1e-6
+    )
 
 
 def test_the_recorded_learning_rates_follow_one_cycle() -> None:
