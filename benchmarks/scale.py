@@ -1,8 +1,11 @@
 """Every stage at MovieLens-20M size on one machine: one table of seconds, rows/s, peak RSS.
 
-    python benchmarks/scale.py --size 3m                     # SQLite only
-    python benchmarks/scale.py --size 20m --postgres-url postgresql+psycopg://...  # an empty db
-    python benchmarks/scale.py --size 20m --postgres-url ... --postgres-only  # its rows alone
+    python benchmarks/scale.py --sizes 3m                    # SQLite only
+    python benchmarks/scale.py --sizes 3m,20m --postgres-url postgresql+psycopg://.../postgres
+    python benchmarks/scale.py --sizes 20m --postgres-url ... --postgres-only  # its rows alone
+
+``--postgres-url`` names a server's maintenance database: the benchmark creates a
+database per size there (``recsys_scale_<size>``) and drops it at the end.
 
 Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
 20M (1,000,000 users, 100,000 items); items drawn with Zipf-like popularity, each
@@ -23,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -156,10 +161,37 @@ def run_stage(name: str, args: dict) -> dict:
     return {"seconds": seconds, "rows": rows, "peak_mib": peak}
 
 
+@contextmanager
+def postgres_database(server_url: str | None, size: str) -> Iterator[str | None]:
+    """A fresh database on the server for one size, dropped afterwards; None without one."""
+    if server_url is None:
+        yield None
+        return
+    from sqlalchemy import make_url, text
+
+    from recsys.db.engine import make_engine
+
+    name = f"recsys_scale_{size}"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="3m")
-    parser.add_argument("--postgres-url", default=None, help="an empty PostgreSQL database")
+    parser.add_argument(
+        "--sizes", default="3m", help=f"comma-separated, of {', '.join(sorted(SIZES))}"
+    )
+    parser.add_argument(
+        "--postgres-url", default=None, help="a PostgreSQL server's maintenance database"
+    )
     parser.add_argument(
         "--postgres-only", action="store_true", help="write the files, ingest into PostgreSQL"
     )
@@ -173,70 +205,76 @@ def main() -> None:
     if options.stage:
         print(json.dumps(run_stage(options.stage, json.loads(options.args))))
         return
-    n_ratings, n_users, n_items = SIZES[options.size]
-    print(f"{options.size}: {n_ratings:,} ratings, {n_users:,} users, {n_items:,} items")
-    print(f"{'stage':<34} {'seconds':>9} {'rows/s':>12} {'peak MiB':>9}")
-    with tempfile.TemporaryDirectory() as folder:
-        csv = str(Path(folder) / "ratings.csv")
-        changed = str(Path(folder) / "ratings-changed.csv")
-        sqlite = f"sqlite:///{Path(folder) / 'recsys.db'}"
-        ials = (
-            "ials fit",
-            "one iALS fit (defaults, CSV read)",
-            {"path": csv, "device": options.device},
-        )
-        if options.ials_only:
-            plan = [("csv", "write the CSV", {"path": csv, "size": options.size}), ials]
-        else:
-            plan = [
-                ("csv", "write the CSV", {"path": csv, "size": options.size}),
-                (
-                    "changed csv",
-                    "write it again, times changed",
-                    {"path": csv, "size": options.size, "out": changed},
-                ),
-            ]
-        full = not options.ials_only
-        if full and not options.postgres_only:
-            plan += [
-                (
-                    "ingest",
-                    "ingest SQLite (all new)",
-                    {"path": csv, "url": sqlite, "expect": "new"},
-                ),
-                (
-                    "ingest",
-                    "ingest SQLite (all updates)",
-                    {"path": changed, "url": sqlite, "expect": "updates"},
-                ),
-            ]
-        if full and options.postgres_url:
-            plan += [
-                (
-                    "ingest",
-                    "ingest PostgreSQL (all new)",
-                    {"path": csv, "url": options.postgres_url, "expect": "new"},
-                ),
-                (
-                    "ingest",
-                    "ingest PostgreSQL (all updates)",
-                    {"path": changed, "url": options.postgres_url, "expect": "updates"},
-                ),
-            ]
-        if full and not options.postgres_only:
-            plan += [
-                ("dataset", "build the data set (SQLite)", {"url": sqlite}),
-                ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
-                ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
-                ials,
-            ]
-        for name, label, args in plan:
-            result = stage(name, args)
-            rate = result["rows"] / result["seconds"] if result["seconds"] else 0.0
-            print(
-                f"{label:<34} {result['seconds']:>9.1f} {rate:>12,.0f} {result['peak_mib']:>9,.0f}",
-                flush=True,
-            )
+    sizes = options.sizes.split(",")
+    unknown = set(sizes) - set(SIZES)
+    if unknown:
+        parser.error(f"unknown sizes {sorted(unknown)}: choose from {sorted(SIZES)}")
+    for size in sizes:
+        n_ratings, n_users, n_items = SIZES[size]
+        print(f"{size}: {n_ratings:,} ratings, {n_users:,} users, {n_items:,} items")
+    print(f"{'size':<5} {'stage':<34} {'seconds':>9} {'rows/s':>12} {'peak MiB':>9}")
+    for size in sizes:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            postgres_database(options.postgres_url, size) as postgres_url,
+        ):
+            for name, label, args in plan(size, Path(folder), postgres_url, options):
+                result = stage(name, args)
+                rate = result["rows"] / result["seconds"] if result["seconds"] else 0.0
+                print(
+                    f"{size:<5} {label:<34} {result['seconds']:>9.1f} {rate:>12,.0f} "
+                    f"{result['peak_mib']:>9,.0f}",
+                    flush=True,
+                )
+
+
+def plan(
+    size: str, folder: Path, postgres_url: str | None, options: argparse.Namespace
+) -> list[tuple[str, str, dict]]:
+    """The stages of one size, in order: (stage, label, its arguments)."""
+    csv = str(folder / "ratings.csv")
+    changed = str(folder / "ratings-changed.csv")
+    sqlite = f"sqlite:///{folder / 'recsys.db'}"
+    ials = (
+        "ials fit",
+        "one iALS fit (defaults, CSV read)",
+        {"path": csv, "device": options.device},
+    )
+    steps = [("csv", "write the CSV", {"path": csv, "size": size})]
+    if options.ials_only:
+        return [*steps, ials]
+    again = {"path": csv, "size": size, "out": changed}
+    steps.append(("changed csv", "write it again, times changed", again))
+    if not options.postgres_only:
+        steps += [
+            ("ingest", "ingest SQLite (all new)", {"path": csv, "url": sqlite, "expect": "new"}),
+            (
+                "ingest",
+                "ingest SQLite (all updates)",
+                {"path": changed, "url": sqlite, "expect": "updates"},
+            ),
+        ]
+    if postgres_url is not None:
+        steps += [
+            (
+                "ingest",
+                "ingest PostgreSQL (all new)",
+                {"path": csv, "url": postgres_url, "expect": "new"},
+            ),
+            (
+                "ingest",
+                "ingest PostgreSQL (all updates)",
+                {"path": changed, "url": postgres_url, "expect": "updates"},
+            ),
+        ]
+    if not options.postgres_only:
+        steps += [
+            ("dataset", "build the data set (SQLite)", {"url": sqlite}),
+            ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
+            ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
+            ials,
+        ]
+    return steps
 
 
 if __name__ == "__main__":
