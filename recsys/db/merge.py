@@ -255,7 +255,9 @@ def _build_keys_and_indexes(connection: Connection, target: str) -> list[str]:
 
 
 def _lock_for_swap(connection: Connection) -> None:
-    """Take the ratings table's exclusive lock in tries of ``SWAP_LOCK_TRY_MS``.
+    """Take the exclusive locks the swap needs in tries of ``SWAP_LOCK_TRY_MS``: the
+    ratings table's, and the users' and items' (dropping the old table drops its foreign
+    keys' triggers on them).
 
     A waiting exclusive request queues every later reader behind it, so one long reader
     (a training job's scan) would stall the service for as long as it reads; a try that
@@ -266,7 +268,12 @@ def _lock_for_swap(connection: Connection) -> None:
         savepoint = connection.begin_nested()
         try:
             connection.execute(text(f"SET LOCAL lock_timeout = {SWAP_LOCK_TRY_MS}"))
-            connection.execute(text(f"LOCK TABLE {ratings.name} IN ACCESS EXCLUSIVE MODE"))
+            connection.execute(
+                text(
+                    f"LOCK TABLE {ratings.name}, {users.name}, {items.name} "
+                    "IN ACCESS EXCLUSIVE MODE"
+                )
+            )
         except OperationalError as error:
             savepoint.rollback()
             if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, text
 
 from recsys.db.ingest import IngestReport, ingest
 from recsys.db.sources import from_frame
-from recsys.db.tables import ratings
+from recsys.db.tables import items, ratings, users
 from tests.servers import ranking_version, service_env, serving, wait_for_workers
 
 pytestmark = pytest.mark.slow
@@ -56,11 +56,11 @@ def wait_until_swapping(engine: Engine, deadline: float) -> None:
 def test_a_big_load_leaves_readers_answered_with_all_old_or_all_new_ratings(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    """A reader holds the ratings table in a long transaction (a training job's scan) while
-    60,000 ratings are re-loaded with new values. Other readers, SQL and two serving
-    workers, keep getting answers within 2 s (on PostgreSQL, the swap's lock requests
-    never queue them behind the long reader), and every total is the old one or the new
-    one; the load lands when the long reader ends."""
+    """A reader holds the ratings, users and items in a long transaction (a training job's
+    scan), and another the users alone, while 60,000 ratings are re-loaded with new
+    values. Other readers, SQL and two serving workers, keep getting answers within 2 s
+    (on PostgreSQL, the swap's lock requests never queue them behind the long readers),
+    every total is the old one or the new one, and the load lands once both have ended."""
     ranking_version(engine, tmp_path / "artifacts")
     ingest(engine, from_frame("ratings", bulk_ratings(3.0), 20_000))
     old = totals(engine)
@@ -70,7 +70,16 @@ def test_a_big_load_leaves_readers_answered_with_all_old_or_all_new_ratings(
         wait_for_workers(base, 2)
         long_reader = engine.connect()
         scan = long_reader.begin()
-        long_reader.execute(select(func.count()).select_from(ratings)).scalar_one()
+        long_reader.execute(  # as a training job reads: ratings with their users and items
+            select(func.count()).select_from(
+                ratings.join(users, users.c.id == ratings.c.user_id).join(
+                    items, items.c.id == ratings.c.item_id
+                )
+            )
+        ).scalar_one()
+        profile_reader = engine.connect()  # and another holds the users alone, a while longer
+        profile_read = profile_reader.begin()
+        profile_reader.execute(select(func.count()).select_from(users)).scalar_one()
         reports: list[IngestReport] = []
         loader = threading.Thread(
             target=lambda: reports.append(
@@ -89,6 +98,9 @@ def test_a_big_load_leaves_readers_answered_with_all_old_or_all_new_ratings(
         finally:
             scan.rollback()
             long_reader.close()
+            time.sleep(1.0)  # the swap drops the old table's keys: it needs the users too
+            profile_read.rollback()
+            profile_reader.close()
             loader.join(timeout=120)
         assert reports, "the load did not finish once the long reader ended"
         after = httpx.get(f"{base}/users/u0/recommendations?n=3", timeout=2)
