@@ -8,7 +8,7 @@ being scored with an untrained embedding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -27,6 +27,9 @@ DEFAULT_BATCH_SIZE = 512
 # Large data sets get large batches: per-row cost dominates there, and 4096-row
 # batches still give thousands of steps per epoch.
 LARGE_DATA_ROWS, LARGE_BATCH_SIZE = 1_000_000, 4096
+# What the rating dot model chooses from, on the hold-out, from LARGE_DATA_ROWS: bigger
+# batches are faster per rating (benchmarks/scale.py), kept only where the RMSE holds.
+LARGE_BATCH_SIZES = (LARGE_BATCH_SIZE, 16_384)
 SplitName = Literal["random", "temporal", "time", "cutoff"]
 
 
@@ -55,6 +58,12 @@ class CollabData:
     @property
     def n_items(self) -> int:
         return len(self.item_map)
+
+    def with_batch_size(self, batch_size: int, seed: int) -> CollabData:
+        """The same data, trained in batches of ``batch_size`` shuffled from ``seed`` (as
+        the constructors shuffle them); validation unchanged."""
+        batches = TensorBatches(self.dls.train.tensors, batch_size, shuffle=True, seed=seed)
+        return replace(self, dls=DataLoaders(batches, self.dls.valid))
 
     @cached_property
     def rating_baseline(self) -> RatingBaseline:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from recsys.collab.ann_index import ANN_MIN_ITEMS, build_beside
 from recsys.collab.blend_learner import Member, RankingBlendLearner, RatingBlendLearner
 from recsys.collab.collab_learner import CollabLearner, collab_learner
-from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData, SplitName
+from recsys.collab.dataset import LARGE_BATCH_SIZES, LARGE_DATA_ROWS, CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import RatingsSnapshot
 from recsys.collab.ranking import ranking_learner
@@ -69,6 +69,9 @@ class TrainConfig:
     blend_weights: tuple[float, ...] | None = None  # None: chosen on the hold-out
     member_settings: tuple[dict[str, Any], ...] | None = None  # what each member chose
     batch_size: int | None = None  # None: 512 (1024 to rank), or 4096 from 1M ratings
+    # Batch sizes to choose from on the hold-out; None: LARGE_BATCH_SIZES for the rating
+    # dot model from LARGE_DATA_ROWS ratings (with no batch_size given), else none.
+    batch_sizes: tuple[int, ...] | None = None
     valid_pct: float = 0.1
     # cutoff: per user, their ratings after one cutoff in time, or their latest before
     # it (chosen with benchmarks/selection.py); time: the latest valid_pct of all
@@ -155,6 +158,17 @@ class TrainConfig:
             return replace(self, model="blend", members=BLEND_MEMBERS["ranking"])
         return replace(self, model="ials")
 
+    def candidates(self, n_ratings: int) -> list[TrainConfig]:
+        """The configs fitted and compared on the hold-out, smallest batch first: one per
+        batch size to choose from (see ``batch_sizes``), or this config alone."""
+        sizes = self.batch_sizes
+        if sizes is None and self.batch_size is None and self.model == "dot":
+            large = self.objective == "rating" and n_ratings >= LARGE_DATA_ROWS
+            sizes = LARGE_BATCH_SIZES if large else None
+        if not sizes:
+            return [self]
+        return [replace(self, batch_size=size, batch_sizes=None) for size in sorted(sizes)]
+
     def chose(self, settings: dict[str, Any]) -> TrainConfig:
         """This config with the ``settings`` chosen on the hold-out: the served model's.
         A blend that kept one member alone is that member's config."""
@@ -222,19 +236,48 @@ def fit_select_refit(
             "has no rating of a user and an item the training part knows: nothing to choose "
             "on; hold out more (--valid-pct) or split otherwise (--split)"
         )
-    selected = build_learner(data, table, config, progress)
-    fit(selected, config)
-    settings = selected.chosen_settings()
+    selected, settings = _fit_candidates(data, table, config, progress)
     refit = config.chose(settings)
     if not config.refit:
         return FittedModel(selected, selected, settings, refit)
     torch.manual_seed(config.seed)
     everything = CollabData.from_table(
-        table, valid_pct=0.0, seed=config.seed, batch_size=data.dls.train.batch_size
+        table,
+        valid_pct=0.0,
+        seed=config.seed,
+        batch_size=refit.batch_size or data.dls.train.batch_size,
     )
     served = build_learner(everything, table, refit, progress)
     fit(served, refit)
     return FittedModel(selected, served, settings, refit)
+
+
+def _fit_candidates(
+    data: CollabData, table: RatingsTable, config: TrainConfig, progress: bool
+) -> tuple[CollabLearner, dict[str, Any]]:
+    """Fit each of ``config``'s candidates on the training part (each from the run's
+    seed) and keep the best on the hold-out; a later (bigger-batch) candidate replaces
+    an earlier one only when it is no worse. The kept learner and its settings."""
+    candidates = config.candidates(len(table))
+    kept: CollabLearner | None = None
+    settings: dict[str, Any] = {}
+    for candidate in candidates:
+        torch.manual_seed(config.seed)
+        learner = build_learner(data, table, candidate, progress)
+        fit(learner, candidate)
+        if kept is None or _no_worse(learner, kept):
+            kept = learner
+            settings = learner.chosen_settings()
+            if len(candidates) > 1:
+                settings["batch_size"] = candidate.batch_size
+    assert kept is not None
+    return kept, settings
+
+
+def _no_worse(learner: CollabLearner, than: CollabLearner) -> bool:
+    metric = learner.selection_metric
+    score, other = learner.served_metrics()[metric], than.served_metrics()[metric]
+    return score >= other if learner.higher_is_better else score <= other
 
 
 def describe_settings(settings: dict[str, Any]) -> str:
@@ -331,6 +374,8 @@ def build_learner(
             y_range=config.y_range,
             **options,
         )
+    if config.batch_size is not None and config.batch_size != data.dls.train.batch_size:
+        data = data.with_batch_size(config.batch_size, config.seed)
     return collab_learner(
         data,
         n_factors=config.n_factors,

@@ -372,3 +372,32 @@ def test_a_blend_is_registered_as_one_artifact_served_like_any_model(
     assert type(load_version(engine, chosen).recommender.model).__name__ == {
         "blend": "Blend", "ease": "EASE", "ials": "IALS"
     }[chosen.kind]  # fmt: skip
+
+
+def test_the_batch_size_is_chosen_on_the_hold_out_bigger_only_where_it_holds() -> None:
+    """Each candidate is the run with that batch size alone (same seed, same data): the
+    kept one has the lowest hold-out RMSE, a bigger batch winning ties, and the refit
+    trains in its batches. From a million ratings the rating dot model gets candidates."""
+    from recsys.data.ratings import RatingsTable
+    from recsys.jobs.training_job import fit_select_refit
+
+    train, _ = taste_groups_with_unrated(n_users=60)
+    table = RatingsTable.from_frame(train)
+    config = TrainConfig(model="dot", epochs=3, n_factors=4, device="cpu")
+    fitted = fit_select_refit(table, replace(config, batch_sizes=(256, 32)), progress=False)
+    alone = {
+        size: fit_select_refit(table, replace(config, batch_size=size, refit=False), False)
+        for size in (32, 256)
+    }
+    rmse = {size: run.selected.served_metrics()["rmse"] for size, run in alone.items()}
+    chosen = 256 if rmse[256] <= rmse[32] else 32
+    assert rmse[32] != rmse[256]  # the choice is between two different fits
+    assert fitted.settings["batch_size"] == chosen == fitted.config.batch_size
+    assert fitted.selected.served_metrics()["rmse"] == rmse[chosen]
+    assert fitted.served.dls.train.batch_size == chosen
+    assert [c.batch_size for c in TrainConfig(model="dot").candidates(1_000_000)] == [
+        4096,
+        16_384,
+    ]
+    assert TrainConfig(model="dot").candidates(999_999) == [TrainConfig(model="dot")]
+    assert len(TrainConfig(model="dot", batch_size=4096).candidates(10**7)) == 1
