@@ -48,6 +48,9 @@ RANKING_DOT_DEFAULTS = {"n_factors": 64, "fit": FitDefaults(n_epoch=20, lr_max=1
 RANKING_NN_DEFAULTS = {"layers": (128,), "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
 RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 4096
 N_NEGATIVES = {"dot": 512, "nn": 512}  # items drawn per batch for the sampled softmax
+# What `recsys train` chooses from on the hold-out, costliest first: a quarter of the
+# negatives is about a quarter of the logits' work (docs/scale.md).
+NEGATIVES_CHOICES = (512, 128)
 POPULARITY_ALPHA = 0.75  # negatives are drawn with probability ∝ count^alpha
 
 RankingModel = Literal["dot", "nn", "ease", "ials"]

@@ -19,7 +19,7 @@ from recsys.collab.collab_learner import CollabLearner, collab_learner
 from recsys.collab.dataset import LARGE_BATCH_SIZES, LARGE_DATA_ROWS, CollabData, SplitName
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import RatingsSnapshot
-from recsys.collab.ranking import ranking_learner
+from recsys.collab.ranking import NEGATIVES_CHOICES, ranking_learner
 from recsys.data.ratings import RatingsTable, latest_write, read_ratings
 from recsys.data.splits import temporal_split
 from recsys.db.identity import read_identity
@@ -72,6 +72,9 @@ class TrainConfig:
     # Batch sizes to choose from on the hold-out; None: LARGE_BATCH_SIZES for the rating
     # dot model from LARGE_DATA_ROWS ratings (with no batch_size given), else none.
     batch_sizes: tuple[int, ...] | None = None
+    # The ranking dot and nn models' sampled negatives per batch; None: chosen on the
+    # hold-out from NEGATIVES_CHOICES.
+    n_negatives: int | None = None
     valid_pct: float = 0.1
     # cutoff: per user, their ratings after one cutoff in time, or their latest before
     # it (chosen with benchmarks/selection.py); time: the latest valid_pct of all
@@ -159,15 +162,20 @@ class TrainConfig:
         return replace(self, model="ials")
 
     def candidates(self, n_ratings: int) -> list[TrainConfig]:
-        """The configs fitted and compared on the hold-out, smallest batch first: one per
-        batch size to choose from (see ``batch_sizes``), or this config alone."""
+        """The configs fitted and compared on the hold-out, costliest first (a later one
+        is kept only where it is no worse): the rating dot model's batch sizes (see
+        ``batch_sizes``), the ranking dot and nn models' numbers of negatives, or this
+        config alone."""
         sizes = self.batch_sizes
         if sizes is None and self.batch_size is None and self.model == "dot":
             large = self.objective == "rating" and n_ratings >= LARGE_DATA_ROWS
             sizes = LARGE_BATCH_SIZES if large else None
-        if not sizes:
-            return [self]
-        return [replace(self, batch_size=size, batch_sizes=None) for size in sorted(sizes)]
+        if sizes:
+            return [replace(self, batch_size=size, batch_sizes=None) for size in sorted(sizes)]
+        sampled = self.objective == "ranking" and self.model in ("dot", "nn")
+        if sampled and self.n_negatives is None:
+            return [replace(self, n_negatives=n) for n in NEGATIVES_CHOICES]
+        return [self]
 
     def chose(self, settings: dict[str, Any]) -> TrainConfig:
         """This config with the ``settings`` chosen on the hold-out: the served model's.
@@ -256,9 +264,14 @@ def _fit_candidates(
     data: CollabData, table: RatingsTable, config: TrainConfig, progress: bool
 ) -> tuple[CollabLearner, dict[str, Any]]:
     """Fit each of ``config``'s candidates on the training part (each from the run's
-    seed) and keep the best on the hold-out; a later (bigger-batch) candidate replaces
-    an earlier one only when it is no worse. The kept learner and its settings."""
+    seed) and keep the best on the hold-out; a later (cheaper) candidate replaces an
+    earlier one only when it is no worse. The kept learner and its settings."""
     candidates = config.candidates(len(table))
+    chosen = [  # the settings the candidates differ in
+        name
+        for name in ("batch_size", "n_negatives")
+        if len({getattr(candidate, name) for candidate in candidates}) > 1
+    ]
     kept: CollabLearner | None = None
     settings: dict[str, Any] = {}
     for candidate in candidates:
@@ -268,8 +281,7 @@ def _fit_candidates(
         if kept is None or _no_worse(learner, kept):
             kept = learner
             settings = learner.chosen_settings()
-            if len(candidates) > 1:
-                settings["batch_size"] = candidate.batch_size
+            settings |= {name: getattr(candidate, name) for name in chosen}
     assert kept is not None
     return kept, settings
 
@@ -361,6 +373,7 @@ def build_learner(
             half_life=config.half_life,
             alpha=config.alpha,
             batch_size=config.batch_size,
+            n_negatives=config.n_negatives,
             **options,
         )
     if config.model == "hybrid":

@@ -401,3 +401,30 @@ def test_the_batch_size_is_chosen_on_the_hold_out_bigger_only_where_it_holds() -
     ]
     assert TrainConfig(model="dot").candidates(999_999) == [TrainConfig(model="dot")]
     assert len(TrainConfig(model="dot", batch_size=4096).candidates(10**7)) == 1
+
+
+def test_the_ranking_dot_model_chooses_its_negatives_on_the_hold_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fewer negatives are cheaper: kept where the hold-out NDCG is no worse than with
+    more, and the refit draws as many. (20 items: choices below that, or both would
+    be the full softmax.)"""
+    from recsys.data.ratings import RatingsTable
+    from recsys.jobs.training_job import fit_select_refit
+
+    config = TrainConfig(objective="ranking", model="dot", epochs=3, n_factors=4, device="cpu")
+    assert [c.n_negatives for c in config.candidates(100)] == [512, 128]
+    monkeypatch.setattr("recsys.jobs.training_job.NEGATIVES_CHOICES", (12, 2))
+    train, _ = taste_groups_with_unrated(n_users=60)
+    table = RatingsTable.from_frame(train)
+    fitted = fit_select_refit(table, config, progress=False)
+    alone = {
+        n: fit_select_refit(table, replace(config, n_negatives=n, refit=False), False)
+        for n in (12, 2)
+    }
+    ndcg = {n: run.selected.served_metrics()["ndcg"] for n, run in alone.items()}
+    assert ndcg[12] != ndcg[2]
+    chosen = 2 if ndcg[2] >= ndcg[12] else 12
+    assert fitted.settings["n_negatives"] == chosen == fitted.config.n_negatives
+    assert fitted.selected.served_metrics()["ndcg"] == ndcg[chosen]
+    assert fitted.served.model.n_negatives == chosen
