@@ -12,10 +12,10 @@ Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
 (user, item) pair once, ratings from a hidden low-rank taste, times interleaved at random.
 Stages: write the CSV; ingest it into an empty database (all ids new), then
 again (every row an update); build the data set; one epoch of the rating dot
-model and one of the ranking dot model, validation included; the whole rating run of
-`recsys train` (fit, choose on the hold-out, refit: what it chose is printed beside);
-one iALS fit with the defaults of a catalog this size (read from the CSV). ``--ials-only``
-and ``--train-only`` write the CSV and run just that stage.
+model and one of the ranking dot model (512 negatives, then 128), validation included;
+the whole rating run of `recsys train` (fit, choose on the hold-out, refit: what it
+chose is printed beside); one iALS fit with the defaults of a catalog this size (read
+from the CSV). ``--ials-only`` and ``--train-only`` write the CSV and run just that stage.
 Each stage runs in its own process, so its peak RSS is its own.
 """
 
@@ -139,7 +139,13 @@ def run_stage(name: str, args: dict) -> dict:
         if name == "rating epoch":
             learn = collab_learner(data, progress=False, device="cpu")
         else:
-            learn = ranking_learner(data, model="dot", progress=False, device="cpu")
+            learn = ranking_learner(
+                data,
+                model="dot",
+                n_negatives=args.get("n_negatives"),
+                progress=False,
+                device="cpu",
+            )
         started = time.perf_counter()
         learn.fit_one_cycle(1)
         rows = data.dls.train.n_rows
@@ -292,6 +298,11 @@ def plan(
             ("dataset", "build the data set (SQLite)", {"url": sqlite}),
             ("rating epoch", "one epoch, rating dot (+valid)", {"url": sqlite}),
             ("ranking epoch", "one epoch, ranking dot (+valid)", {"url": sqlite}),
+            (
+                "ranking epoch",
+                "the same, 128 negatives",
+                {"url": sqlite, "n_negatives": 128},
+            ),
             train,
             ials,
         ]
