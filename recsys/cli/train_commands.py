@@ -58,7 +58,18 @@ def train(
     members: str | None = typer.Option(
         None, help="A blend's models, comma-separated [ease,ials to rank; dot,nn to rate]."
     ),
-    batch_size: int | None = typer.Option(None, min=1, help="Batch size [tuned default]."),
+    batch_size: int | None = typer.Option(
+        None,
+        min=1,
+        help="Batch size [tuned default; from 1M ratings the rating dot model chooses 4096 "
+        "or 16384 on the hold-out].",
+    ),
+    negatives: int | None = typer.Option(
+        None,
+        min=1,
+        help="Sampled negatives per batch of the ranking dot and nn models [chosen on the "
+        "hold-out: 512 or 128].",
+    ),
     valid_pct: float = typer.Option(0.1, help="Fraction of ratings held out to choose on."),
     split: str = typer.Option(
         "cutoff",
@@ -92,6 +103,7 @@ def train(
         members=None if members is None else tuple(m.strip() for m in members.split(",")),
         n_factors=factors,
         batch_size=batch_size,
+        n_negatives=negatives,
         valid_pct=valid_pct,
         refit=refit,
         seed=seed,
