@@ -25,7 +25,7 @@ def test_a_read_only_database_is_a_503_and_ready_says_so(
 ) -> None:
     path = trained_engine.url.database
     if trained_engine.dialect.name != "sqlite":
-        return  # a read-only PostgreSQL server needs a standby; SHOW transaction_read_only
+        pytest.skip("a read-only PostgreSQL server needs a standby")
     read_only = Settings(
         database_url=f"sqlite:///file:{path}?mode=ro&uri=true",
         artifact_dir=tmp_path / "artifacts",

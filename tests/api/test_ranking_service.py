@@ -43,8 +43,8 @@ def test_recommendations_come_from_the_ranking_model_and_ratings_from_the_rating
     assert response.status_code == 200
     assert response.json()["model_version"] == ranking
     assert response.headers["X-Model-Version"] == str(ranking)
-    favourite = held_out.loc[held_out["user_id"] == "u0", "item_id"].iloc[0]
-    assert favourite in [item["item_id"] for item in response.json()["items"]]
+    unseen = held_out.loc[held_out["user_id"] == "u0", "item_id"].iloc[0]
+    assert [item["item_id"] for item in response.json()["items"]] == [unseen]  # the one left
 
     predicted = both.post("/predictions", json={"pairs": [{"user_id": "u0", "item_id": "i1"}]})
     assert predicted.json()["model_version"] == rating

@@ -13,7 +13,12 @@ from recsys.collab.recommender import TopItems
 from tests.factories import two_taste_groups
 
 
-def test_a_known_user_gets_their_held_out_favourite_first_with_a_reason(client: TestClient) -> None:
+def test_a_known_user_gets_their_unseen_item_with_its_title_genres_and_a_reason(
+    client: TestClient,
+) -> None:
+    """u0 rated 19 of the 20 items, so the one left is the answer whatever the model
+    learned (tests/collab/test_contract.py checks what it learned): this checks what an
+    answer carries."""
     _, held_out = two_taste_groups()
     response = client.get("/users/u0/recommendations", params={"n": 3})
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from recsys import CollabData, DotProductBias, EmbeddingNN, collab_learner, load
 from recsys.data.ratings import UnknownIdError
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
-from tests.factories import two_taste_groups
+from tests.factories import taste_groups_with_unrated, two_taste_groups
 
 MODELS = [pytest.param(False, id="dot"), pytest.param(True, id="nn")]
 
@@ -40,7 +40,9 @@ def trained(use_nn: bool, train: pd.DataFrame, valid: pd.DataFrame | None = None
 
 @pytest.mark.parametrize("use_nn", MODELS)
 def test_each_users_held_out_favourite_is_recommended_first(use_nn: bool) -> None:
-    train, held_out = two_taste_groups()
+    """Among several unseen items (the favourite and others of the other taste, which
+    the other group loves): the model must rank by taste, not by what is left."""
+    train, held_out = taste_groups_with_unrated()
     learn = trained(use_nn, train)
 
     for row in held_out.itertuples():
@@ -122,7 +124,7 @@ def test_save_and_load_round_trip_predictions_exactly(use_nn: bool, tmp_path: Pa
 
 
 def test_sparse_tables_learn_the_same_thing() -> None:
-    train, held_out = two_taste_groups()
+    train, held_out = taste_groups_with_unrated()
     learn = trained(False, train, sparse=True)
     assert learn.model.user_factors.grad is None or learn.model.user_factors.grad.is_sparse
     for row in held_out.itertuples():
