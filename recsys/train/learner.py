@@ -295,44 +295,48 @@ class Learner:
             results[metric.__name__] = float(metric(predictions, targets))
         return results
 
-    @torch.no_grad()
     def _streamed_loss(self) -> float:
         """The validation loss batch by batch, each batch's weighted by its rows: with no
         metric to feed, no predictions are kept (a sampled softmax's logits for 2M
         validation rows were 4 GB, and twice that once concatenated)."""
-        was_training = self.model.training
-        self.model.eval()
         total, rows = 0.0, 0
-        for batch in self.dls.valid:
-            batch = to_device(batch, self.device)
-            self.batch = batch
-            total += float(self.loss_func(self.model(*batch[:-1]).float(), batch[-1])) * len(
-                batch[-1]
-            )
-            rows += len(batch[-1])
-            self._event("after_batch")
-        self.model.train(was_training)
+        for prediction, target in self._predicted(self.dls.valid, during_fit=True):
+            total += float(self.loss_func(prediction, target)) * len(target)
+            rows += len(target)
         return total / rows if rows else float("nan")
 
-    @torch.no_grad()
     def get_preds(
         self, batches: Any = None, during_fit: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions and targets for ``batches`` (the validation set by default)."""
-        was_training = self.model.training
-        self.model.eval()
         predictions, targets = [], []
-        for batch in self.dls.valid if batches is None else batches:
-            batch = to_device(batch, self.device)
-            self.batch = batch
-            predictions.append(self.model(*batch[:-1]).float())
-            targets.append(batch[-1])
-            if during_fit:
-                self._event("after_batch")
-        self.model.train(was_training)
+        for prediction, target in self._predicted(
+            self.dls.valid if batches is None else batches, during_fit
+        ):
+            predictions.append(prediction)
+            targets.append(target)
         if not predictions:
             return torch.empty(0, device=self.device), torch.empty(0, device=self.device)
         return torch.cat(predictions), torch.cat(targets)
+
+    def _predicted(
+        self, batches: Any, during_fit: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each batch's predictions (float, eval mode, no gradients) and targets; during a
+        fit, ``after_batch`` after each, as in training."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in batches:
+                batch = to_device(batch, self.device)
+                self.batch = batch
+                with torch.no_grad():
+                    prediction = self.model(*batch[:-1]).float()
+                yield prediction, batch[-1]
+                if during_fit:
+                    self._event("after_batch")
+        finally:
+            self.model.train(was_training)
 
     # -- schedules -------------------------------------------------------------------------
     def fit_one_cycle(
