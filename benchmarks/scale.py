@@ -5,7 +5,7 @@
     python benchmarks/scale.py --sizes 20m --postgres-url ... --postgres-only  # its rows alone
 
 ``--postgres-url`` names a server's maintenance database: the benchmark creates a
-database per size there (``recsys_scale_<size>``) and drops it at the end.
+database per size there and drops it at the end.
 
 Synthetic ratings with a fixed seed: 3M ratings (250,000 users, 25,000 items) or
 20M (1,000,000 users, 100,000 items); items drawn with Zipf-like popularity, each
@@ -182,24 +182,24 @@ def run_stage(name: str, args: dict) -> dict:
 
 
 @contextmanager
-def postgres_database(server_url: str | None, size: str) -> Iterator[str | None]:
-    """A fresh database on the server for one size, dropped afterwards; None without one."""
+def postgres_database(server_url: str | None) -> Iterator[str | None]:
+    """A new database on the server (reliability.py's), dropped afterwards; None without
+    a server."""
     if server_url is None:
         yield None
         return
+    from reliability import new_postgres_database
     from sqlalchemy import make_url, text
 
     from recsys.db.engine import make_engine
 
-    name = f"recsys_scale_{size}"
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = new_postgres_database(server_url)
     try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
+        admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
+            name = make_url(url).database
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
@@ -239,7 +239,7 @@ def main() -> None:
     for size in sizes:
         with (
             tempfile.TemporaryDirectory() as folder,
-            postgres_database(options.postgres_url, size) as postgres_url,
+            postgres_database(options.postgres_url) as postgres_url,
         ):
             for name, label, args in plan(size, Path(folder), postgres_url, options):
                 result = stage(name, args)
