@@ -82,24 +82,35 @@ def serve(
     folder = metrics_folder()
     # Before any worker starts: its BLAS/OpenMP pools start this small (recsys.thread_limits).
     os.environ.update(thread_environment(get_settings().api_torch_threads))
-    import uvicorn  # only this command needs the server
+    # Only this command needs the server.
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
+    from api.worker_supervisor import WorkerSupervisor
+
+    config = uvicorn.Config(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # uvicorn kills a worker that does not answer its supervisor's ping in time
+        # (5 s by default); starting one imports torch and loads every active model,
+        # which holds the GIL for seconds on a busy machine: it was killed and
+        # restarted over and over, leaving one worker of two serving.
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+        # httptools with bounds on a request's head: its size and its time.
+        http="api.http_protocol:BoundedHttpToolsProtocol",
+        access_log=access_log,
+    )
     try:
-        uvicorn.run(
-            "api.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            # uvicorn kills a worker that does not answer its supervisor's ping in time
-            # (5 s by default); starting one imports torch and loads every active model,
-            # which holds the GIL for seconds on a busy machine: it was killed and
-            # restarted over and over, leaving one worker of two serving.
-            timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
-            # httptools with bounds on a request's head: its size and its time.
-            http="api.http_protocol:BoundedHttpToolsProtocol",
-            access_log=access_log,
-        )
+        if workers > 1:
+            WorkerSupervisor(config, sockets=[config.bind_socket()]).run()
+        else:
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                raise typer.Exit(STARTUP_FAILURE)
     finally:
         if created:
             shutil.rmtree(folder, ignore_errors=True)

@@ -151,6 +151,10 @@ def test_a_killed_workers_series_leave_the_metrics(tmp_path: Path) -> None:
         wait_for_workers(base, 2)
         pids = live()
         killed = min(pids)
+        # Stopped, it cannot answer the supervisor's health check, which then waits on it;
+        # killed in that wait, it must still be seen dead (it once went unseen for 300 s).
+        os.kill(int(killed), signal.SIGSTOP)
+        time.sleep(2)
         os.kill(int(killed), signal.SIGKILL)
         deadline = time.monotonic() + 120
         while killed in (pids := live()) or len(pids) < 2:  # restarted, under a new pid

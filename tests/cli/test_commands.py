@@ -171,8 +171,13 @@ def test_movielens_loads_exactly_once(cli_env: str) -> None:
 def test_quickstart_is_idempotent(cli_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
-    served: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    served: list[uvicorn.Config] = []
+
+    def run(server: uvicorn.Server) -> None:  # instead of listening
+        served.append(server.config)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     # serve sets the metrics folder and thread limits in the environment: kept to this test.
     monkeypatch.setattr(os, "environ", os.environ.copy())
     first = runner.invoke(app, ["quickstart", "--no-serve"])
@@ -182,8 +187,8 @@ def test_quickstart_is_idempotent(cli_env: str, monkeypatch: pytest.MonkeyPatch)
     assert second.exit_code == 0, second.output
     # As `recsys serve` by default: no access log (a Typer default passed on by a call
     # from Python once switched it on).
-    assert served[0]["access_log"] is False
-    assert served[0]["workers"] == 1
+    assert served[0].access_log is False
+    assert served[0].workers == 1
     assert "not loading MovieLens-100k again" in second.output
     assert "data set: 100,000 ratings, 943 users, 1,682 items" in second.output
     assert counts(cli_env) == (100_000, 943, 1_682)
