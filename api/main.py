@@ -65,9 +65,7 @@ async def _follow_ratings(app: FastAPI, every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
         with contextlib.suppress(SQLAlchemyError):  # a database hiccup: try next time
-            FOLLOWED.inc(
-                await run_in_threadpool(app.state.service.follow_ratings, app.state.engine)
-            )
+            FOLLOWED.inc(await run_in_threadpool(app.state.service.follow_writes, app.state.engine))
             await run_in_threadpool(app.state.service.follow_hidden, app.state.engine)
 
 

@@ -21,7 +21,7 @@ from api.metrics import MODEL_VERSION, REFUSED, SWAPS
 from api.served_model import ServedModel
 from recsys.db.item_visibility import read_hidden
 from recsys.jobs.model_versions import OBJECTIVES, active_version
-from recsys.serving.following import follow_ratings
+from recsys.serving.following import follow_writes
 from recsys.serving.loading import DatabaseReads
 from recsys.serving.roles import ModelRoles, NoModelError
 
@@ -112,7 +112,7 @@ class ServiceState:
         self.hidden = hidden
         return True
 
-    def follow_ratings(self, engine: Engine) -> int:
-        """Fold ratings written since each model was loaded into its seen items (see
-        recsys.serving.following); returns how many were read."""
-        return follow_ratings(engine, [model.recommender for model in list(self.models.values())])
+    def follow_writes(self, engine: Engine) -> int:
+        """Apply the writes since each model was loaded — ratings added and deleted, items
+        deleted, users erased (see recsys.serving.following); returns how many were read."""
+        return follow_writes(engine, list(self.models.values()))

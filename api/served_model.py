@@ -114,5 +114,5 @@ class ServedModel(ServedVersion):
         self.catalog.hide(item_ids)
 
     def visible_explorer(self) -> pd.DataFrame:
-        """The explorer map without hidden items."""
-        return self.explorer[~self.explorer["item_id"].isin(list(self.catalog.hidden))]
+        """The explorer map without hidden or deleted items."""
+        return self.explorer[~self.explorer["item_id"].isin(list(self.catalog.unlisted))]

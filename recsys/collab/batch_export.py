@@ -44,7 +44,7 @@ def export_recommendations(
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"export to .parquet or .csv, not {path.name!r}")
     started = time.perf_counter()
-    user_ids = recommender.user_map.ids
+    user_ids = recommender.user_map.present_ids()  # erased users are not exported
     partial = path.with_name(f".{path.name}.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     schema = pa.Table.from_pandas(_rows(user_ids[:0], []), preserve_index=False).schema

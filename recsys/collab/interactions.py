@@ -9,8 +9,9 @@ recommender came from:
   ``from_snapshot`` of every rating): every rating the database holds, so an item
   rated after training, or held out of it, is never offered.
 
-Either way, feedback received since is added with :meth:`Interactions.add` and
-counts from the next call. The ratings themselves are kept compressed by row
+Either way, feedback received since is added with :meth:`Interactions.add` (and
+ratings deleted since taken out with :meth:`Interactions.remove`), and counts from the
+next call. The ratings themselves are kept compressed by row
 (CSR: the items of user ``u`` are ``indices[indptr[u]:indptr[u + 1]]``, with a
 liked flag beside each); additions since live in a small per-user overlay.
 """
@@ -54,8 +55,9 @@ class Interactions:
     # Loaded from the database: the number of the latest write it includes (see
     # recsys.data.ratings.read_rating_changes); later writes are folded in with add().
     through: int = 0
-    # Feedback since: user -> {item: liked}; it overrides the CSR for that pair.
-    _added: dict[int, dict[int, bool]] = field(default_factory=dict, repr=False)
+    # Feedback since: user -> {item: liked, or None where the rating was deleted}; it
+    # overrides the CSR for that pair.
+    _added: dict[int, dict[int, bool | None]] = field(default_factory=dict, repr=False)
     _item_counts: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -105,7 +107,10 @@ class Interactions:
         added = self._added_of(user)
         if not added:
             return base
-        return np.union1d(base, np.fromiter(added, dtype=np.int64, count=len(added)))
+        rated = [item for item, liked in added.items() if liked is not None]
+        deleted = [item for item, liked in added.items() if liked is None]
+        seen = np.union1d(base, np.asarray(rated, dtype=np.int64))
+        return np.setdiff1d(seen, np.asarray(deleted, dtype=np.int64)) if deleted else seen
 
     def liked(self, user: int) -> np.ndarray:
         """The items ``user`` rated LIKED_AT or more (feedback since included)."""
@@ -118,7 +123,7 @@ class Interactions:
         extra = [item for item, liked in added.items() if liked]
         return np.concatenate([keep, np.asarray(extra, dtype=np.int64)])
 
-    def _added_of(self, user: int) -> dict[int, bool]:
+    def _added_of(self, user: int) -> dict[int, bool | None]:
         """A copy of the user's feedback since loading (another thread may be adding)."""
         if user not in self._added:
             return {}
@@ -138,6 +143,12 @@ class Interactions:
                 users.tolist(), items.tolist(), ratings.tolist(), strict=True
             ):
                 self._added.setdefault(user, {})[item] = rating >= LIKED_AT
+
+    def remove(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Ratings deleted since loading: no longer seen or liked (until rated again)."""
+        with self._lock:
+            for user, item in zip(users.tolist(), items.tolist(), strict=True):
+                self._added.setdefault(user, {})[item] = None
 
 
 def _lookup(source: IdMap, target: IdMap) -> np.ndarray:

@@ -87,7 +87,7 @@ class RatingPredictor:
         self, ids: pd.Series, id_map: IdMap, metadata: pd.DataFrame | None, id_col: str
     ) -> np.ndarray:
         """Which ``ids`` the model can score: known, or described by metadata it reads."""
-        scorable = ids.isin(id_map.ids)
+        scorable = _known(ids, id_map)
         if metadata is not None and self.encoder is not None:
             scorable |= ids.isin(metadata[id_col])
         return scorable.to_numpy()
@@ -128,7 +128,7 @@ class RatingPredictor:
     ) -> tuple[pd.DataFrame | None, np.ndarray]:
         """Model indices of ``ids`` (``len(id_map)`` for an unknown one) and, when some are
         unknown, every row's metadata aligned with ``ids``."""
-        known = ids.isin(id_map.ids)
+        known = _known(ids, id_map)
         if known.all():
             return None, id_map.indices(ids)
         if metadata is not None and self.encoder is not None:
@@ -143,3 +143,8 @@ class RatingPredictor:
         )
         rows = aligned(metadata, id_col, ids.to_numpy(dtype=object))  # type: ignore[arg-type]
         return rows.reset_index(drop=True), indices
+
+
+def _known(ids: pd.Series, id_map: IdMap) -> pd.Series:
+    """Which ``ids`` the map finds (not the ids it holds: a forgotten one is unknown)."""
+    return pd.Series(id_map.positions(ids) >= 0, index=ids.index)

@@ -18,7 +18,7 @@ import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,8 @@ class Recommender:
     ) -> None:
         self.model = model.eval()
         self.baseline = baseline
-        self.hidden = HiddenItems()  # see hide
+        self.hidden = HiddenItems()  # see hide and forget
+        self._hidden_items = np.array([], dtype=np.int64)  # the ones hide() was given
         self.item_index: ItemIndex | LazyItemIndex | None = None  # see use_index
         self.user_map = user_map
         self.item_map = item_map
@@ -264,8 +265,36 @@ class Recommender:
 
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are never recommended or offered as similar (ids
-        the model does not know are ignored): discontinued products, takedowns."""
-        self.hidden = HiddenItems.of(self._known_items(item_ids), len(self.item_map), self.device)
+        the model does not know are ignored): discontinued products, takedowns. Deleted
+        items (see :meth:`forget`) stay left out as well."""
+        self._hidden_items = self._known_items(item_ids)
+        self._update_hidden()
+
+    def _update_hidden(self) -> None:
+        present = self.item_map.present
+        left_out = (
+            self._hidden_items
+            if present is None
+            else np.union1d(self._hidden_items, np.flatnonzero(~present))
+        )
+        self.hidden = HiddenItems.of(left_out, len(self.item_map), self.device)
+
+    def forget(self, user_ids: Iterable[object] = (), item_ids: Iterable[object] = ()) -> None:
+        """Erased users and deleted items, from the next call on: unknown to every lookup
+        (recommend, predict, similar, explain), never answered as an item, a neighbour or
+        a reason. The model keeps their vectors until it is trained again without them;
+        ids it does not know are ignored. A forgotten id stays forgotten, even if the
+        database gets it again: the vector here was learned from what was deleted."""
+        users = self.user_map.positions(user_ids)
+        items = self.item_map.positions(item_ids)
+        users, items = users[users >= 0], items[items >= 0]
+        if len(users):
+            self.user_map = self.user_map.without(users)
+        if len(items):
+            self.item_map = self.item_map.without(items)
+            self._update_hidden()
+        if len(users) or len(items):
+            self._ratings = replace(self._ratings, user_map=self.user_map, item_map=self.item_map)
 
     def _ranked(
         self,
@@ -363,7 +392,7 @@ class Recommender:
         ``CollabScorer.fold_in``); the rated items are left out (unless not
         ``exclude_seen``), and so is ``exclude``. Items the model does not know are
         ignored; with none it knows, UnknownIdError."""
-        known = ratings[ratings["item_id"].isin(self.item_map.ids)]
+        known = ratings[self.item_map.positions(ratings["item_id"]) >= 0]
         if known.empty:
             raise UnknownIdError("item", ratings["item_id"].iloc[0] if len(ratings) else None)
         indices = self.item_map.indices(known["item_id"])
@@ -425,7 +454,9 @@ class Recommender:
         vectors = self.model.user_embeddings().float()
         units = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         similarity = (units @ units[user]).clamp(-1.0, 1.0)[None]  # see _item_similarities
-        values, indices = top_k(similarity, n, [np.array([user])])
+        present = self.user_map.present  # erased users are never anyone's neighbours
+        allowed = None if present is None else torch.from_numpy(present).to(self.device)
+        values, indices = top_k(similarity, n, [np.array([user])], None, allowed)
         rows, scores = finite_rows(values, indices)[0]
         return TopUsers(self.user_map.ids[rows], scores, rows)
 
@@ -437,6 +468,9 @@ class Recommender:
         liked items most similar to it, best first (scores are cosine similarities);
         empty when they liked nothing the model knows. An item never explains itself."""
         liked = self.seen.liked(self.user_map.index(user_id))
+        present = self.item_map.present  # a deleted item is never a reason
+        if present is not None:
+            liked = liked[present[liked]]
         if isinstance(item_ids, TopItems):
             targets = np.asarray(item_ids.indices, dtype=np.int64)
         else:
@@ -472,6 +506,14 @@ class Recommender:
             items[known].to_numpy(np.int64),
             ratings["rating"].to_numpy(np.float64)[known.to_numpy()],
         )
+
+    def remove_feedback(self, pairs: pd.DataFrame) -> None:
+        """Deleted ratings (``user_id``, ``item_id``) are no longer seen or liked from the
+        next call (until rated again); ids the model does not know are skipped."""
+        users = self.user_map.positions(pairs["user_id"])
+        items = self.item_map.positions(pairs["item_id"])
+        known = (users >= 0) & (items >= 0)
+        self.seen.remove(users[known], items[known])
 
 
 def recommender_from_state(

@@ -169,13 +169,26 @@ class ItemCatalog:
             key: np.array([name in g for g in self.by_popularity["genres"]], dtype=bool)
             for key, name in self.genre_names.items()
         }
+        self.deleted: frozenset[str] = frozenset()  # see forget
         hidden = frame["item_id"][frame["hidden"]] if "hidden" in frame else []
         self.hide(hidden)
 
     def hide(self, item_ids: Iterable[object]) -> None:
         """These items, and no others, are hidden: never listed as popular."""
         self.hidden = frozenset(str(i) for i in item_ids)
-        self._popular_visible = ~self._popular_index.isin(list(self.hidden))
+        self._popular_visible = ~self._popular_index.isin(list(self.unlisted))
+
+    def forget(self, item_ids: Iterable[object]) -> None:
+        """Deleted items: never listed, and no longer in the catalog. The rating counts
+        of the others stay as of loading (a rating's deletion, like its addition, is
+        counted at the next load or `recsys models snapshot`)."""
+        self.deleted = self.deleted | {str(i) for i in item_ids}
+        self._popular_visible = ~self._popular_index.isin(list(self.unlisted))
+
+    @property
+    def unlisted(self) -> frozenset[str]:
+        """The items no list shows: hidden or deleted."""
+        return self.hidden | self.deleted
 
     def popular_mask(self, genres: Sequence[str] = ()) -> np.ndarray:
         """Over ``by_popularity``: the items that may be listed (not hidden, of any of
@@ -193,7 +206,7 @@ class ItemCatalog:
         return positions[positions >= 0].astype(np.int64)
 
     def __contains__(self, item_id: object) -> bool:
-        return str(item_id) in self.frame.index
+        return str(item_id) in self.frame.index and str(item_id) not in self.deleted
 
     def genre(self, name: str) -> str:
         """The genre as spelled in the data (matched case-insensitively); UnknownGenreError

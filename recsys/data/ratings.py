@@ -7,6 +7,7 @@ beside the tensors for serving (index -> id) and lookup (id -> index).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from sqlalchemy import Connection, Engine, Table, func, literal, select, tuple_
+from sqlalchemy import Connection, Engine, Table, literal, select, true, tuple_
 
-from recsys.db.tables import items, ratings, users
+from recsys.db.tables import deletions, items, ratings, users
+from recsys.db.write_log import write_number
 
 # A rating at or above this counts as "liked": the ranking objective's full-weight
 # interactions, relevance in evaluation, and the "because you liked" reasons.
@@ -24,6 +26,7 @@ LIKED_AT = 4.0
 # How many written ratings a worker reads per query when it follows the write log.
 FOLLOW_PAGE_ROWS = 100_000
 CHANGE_COLUMNS = ["user_id", "item_id", "rating", "seq"]
+DELETION_COLUMNS = ["seq", "kind", "user_id", "item_id"]
 
 
 class UnknownIdError(KeyError):
@@ -52,6 +55,8 @@ class IdMap:
     ids: np.ndarray
     _hashes: np.ndarray = field(init=False, repr=False, compare=False)  # sorted
     _order: np.ndarray = field(init=False, repr=False, compare=False)  # ids' indices
+    # Indices no lookup finds (see without); None: every id is found.
+    _absent: np.ndarray | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         hashes = np.fromiter(map(hash, self.ids.tolist()), dtype=np.int64, count=len(self.ids))
@@ -61,6 +66,34 @@ class IdMap:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def without(self, indices: np.ndarray) -> IdMap:
+        """The same ids at the same indices, but those at ``indices`` (and any this map
+        leaves out already) found by no lookup: erased users and deleted items, whose
+        vectors a model keeps until it is trained again. Shares the lookup arrays."""
+        absent = np.zeros(len(self), dtype=bool) if self._absent is None else self._absent.copy()
+        absent[np.asarray(indices, dtype=np.int64)] = True
+        view = copy.copy(self)
+        object.__setattr__(view, "_absent", absent)
+        return view
+
+    @property
+    def full(self) -> IdMap:
+        """This map with every id found (the one :meth:`without` started from)."""
+        if self._absent is None:
+            return self
+        whole = copy.copy(self)
+        object.__setattr__(whole, "_absent", None)
+        return whole
+
+    @property
+    def present(self) -> np.ndarray | None:
+        """Which indices lookups find (a bool per id); None when all are."""
+        return None if self._absent is None else ~self._absent
+
+    def present_ids(self) -> np.ndarray:
+        """The ids lookups find, in index order."""
+        return self.ids if self._absent is None else self.ids[~self._absent]
 
     def __contains__(self, external_id: object) -> bool:
         return self.position(external_id) >= 0
@@ -83,7 +116,7 @@ class IdMap:
             candidate = int(self._order[start])
             known = self.ids[candidate]
             if known is external_id or known == external_id:
-                return candidate
+                return -1 if self._absent is not None and self._absent[candidate] else candidate
             start += 1
         return -1
 
@@ -106,6 +139,8 @@ class IdMap:
         values[:] = wanted
         same = hashed & (self.ids[candidates] == values).astype(bool)
         found = np.where(same, candidates, -1)
+        if self._absent is not None:
+            found[same & self._absent[candidates]] = -1
         for row in np.flatnonzero(hashed & ~same):  # another id with the same hash first
             found[row] = self.position(wanted[row])
         return found.astype(np.int64)
@@ -293,16 +328,32 @@ def _entity_rows(connection: Connection, table: Table, with_metadata: bool) -> p
 
 
 def latest_write(engine: Engine) -> int:
-    """The number of the latest write to the ratings (0 before any)."""
+    """The number of the latest write to the ratings, deletions included (0 before any).
+    Writes take their numbers in commit order, so every write up to it has committed."""
     with engine.connect() as connection:
-        return int(connection.execute(select(func.max(ratings.c.seq))).scalar_one() or 0)
+        return write_number(connection)
+
+
+def read_deletions(
+    engine: Engine, after: int, through: int, kinds: Sequence[str] = ("rating", "item", "user")
+) -> pd.DataFrame:
+    """The tombstones of writes ``after`` < seq <= ``through`` (see recsys.db.deletion),
+    oldest first: seq, kind, user_id, item_id."""
+    query = (
+        select(deletions.c.seq, deletions.c.kind, deletions.c.user_id, deletions.c.item_id)
+        .where(deletions.c.seq > after, deletions.c.seq <= through, deletions.c.kind.in_(kinds))
+        .order_by(deletions.c.seq, deletions.c.id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=DELETION_COLUMNS)
 
 
 def read_rating_changes(
-    engine: Engine, after: int, page_rows: int = FOLLOW_PAGE_ROWS
+    engine: Engine, after: int, through: int | None = None, page_rows: int = FOLLOW_PAGE_ROWS
 ) -> Iterator[pd.DataFrame]:
-    """Ratings written after write number ``after``, oldest first, in pages of at most
-    ``page_rows``: user_id, item_id, rating, seq.
+    """Ratings written after write number ``after`` (up to ``through`` when given),
+    oldest first, in pages of at most ``page_rows``: user_id, item_id, rating, seq.
 
     Every rating of one write carries the same seq, and one write may hold millions:
     the pages go on from the last (seq, user, item) read, never from the last seq
@@ -326,10 +377,11 @@ def read_rating_changes(
         .order_by(ratings.c.seq, ratings.c.user_id, ratings.c.item_id)  # ix_ratings_seq
         .limit(page_rows)
     )
+    bound = ratings.c.seq <= through if through is not None else true()
     where = ratings.c.seq > after
     while True:
         with engine.connect() as connection:
-            rows = connection.execute(query.where(where)).all()
+            rows = connection.execute(query.where(where, bound)).all()
         if rows:
             yield pd.DataFrame([row[:4] for row in rows], columns=CHANGE_COLUMNS)
         if len(rows) < page_rows:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from recsys.db import validate
 from recsys.db.engine import write_transaction
-from recsys.db.merge import merge_metadata, merge_ratings, next_write_number
+from recsys.db.merge import merge_metadata, merge_ratings
 from recsys.db.sources import Chunk, TableSource
 from recsys.db.staging import (
     ColumnNames,
@@ -35,6 +35,7 @@ from recsys.db.staging import (
     user_rows,
     with_internal_ids,
 )
+from recsys.db.write_log import next_write_number
 
 __all__ = ["ColumnNames", "IngestReport", "ingest"]
 

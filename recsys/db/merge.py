@@ -34,26 +34,11 @@ from recsys.db.engine import LOCK_NOT_AVAILABLE, WriterWaitExceeded, dialect_ins
 from recsys.db.staging import USER_FIELDS
 from recsys.db.tables import items, ratings, users
 
-RATING_WRITES_LOCK = 0x7265637379  # PostgreSQL advisory lock key: "recsy"
 BULK_LOAD_ROWS = 50_000  # from here a load may rebuild the ratings indexes (see the merge)
 RATING_COLUMNS = ["user_id", "item_id", "value", "timestamp", "seq"]
 NEXT = "_next"  # the suffix of the table (and its constraints) a big PostgreSQL load builds
 SWAP_LOCK_TRY_MS = 200  # each try for the swap's lock: how long readers may queue behind it
 SWAP_WAIT_SECONDS = 600.0  # how long the swap keeps trying before the load gives up
-
-
-def next_write_number(connection: Connection) -> int:
-    """The number this write stamps on the ratings it changes: one more than any so far.
-
-    Numbers must grow in commit order, or a worker that has seen number n could miss a
-    later-committing n - 1. SQLite writers are already one at a time (BEGIN IMMEDIATE);
-    on PostgreSQL a transaction-scoped advisory lock makes them take turns from here to
-    their commit.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(RATING_WRITES_LOCK)))
-    latest = connection.execute(select(func.max(ratings.c.seq))).scalar_one()
-    return int(latest or 0) + 1
 
 
 def _count(connection: Connection, table: Table) -> int:
@@ -101,7 +86,7 @@ def merge_ratings(connection: Connection, staged: Table, seq: int) -> tuple[int,
     """Update the stored ratings whose value or time changed, insert the new ones;
     the counts (inserted, updated).
 
-    Rating writers take turns (see :func:`next_write_number`), so no pair can appear
+    Rating writers take turns (see recsys.db.write_log), so no pair can appear
     between the statements. A big load (at least ``BULK_LOAD_ROWS`` and a third of the
     table) builds its indexes once instead of making millions of random index inserts:
     SQLite drops and rebuilds the secondary indexes around the merge (readers keep

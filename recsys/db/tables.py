@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -87,6 +88,24 @@ ratings = Table(
     Column("seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_ratings_item_id", "item_id"),
     Index("ix_ratings_seq", "seq", "user_id", "item_id"),  # the order followers read
+)
+
+# The write log's tombstones, numbered like the ratings' writes (``seq``, one number per
+# write) so that a worker follows both in one order: a rating taken back ("rating": user
+# and item), an item deleted with its ratings ("item"), a user erased with their ratings
+# and profile ("user"). Ids are external: the rows they named are gone. A user's erasure
+# removes their "rating" rows here too, which would say what they had rated.
+deletions = Table(
+    "deletions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("item_id", String(255), nullable=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('rating', 'item', 'user')", name="kind"),
+    Index("ix_deletions_seq", "seq", "id"),
 )
 
 model_versions = Table(

@@ -44,6 +44,13 @@ class ModelVersion:
     owner: str | None = None  # "host:pid" of the run while it trains
     heartbeat_at: datetime | None = None
 
+    @property
+    def trained_through(self) -> int:
+        """The write number its training data included (see recsys.db.write_log): users
+        erased and items deleted after it are in its weights. 0 for versions trained
+        before the number was recorded: every erasure counts for them."""
+        return int(self.metrics.get("trained_through", 0))
+
 
 def _version(row: Any) -> ModelVersion:
     return ModelVersion(**row._mapping)

@@ -491,6 +491,7 @@ def train_and_register(
         metrics["n_served_model_ratings"] = fitted.served.data.dls.train.n_rows
         metrics.update(fitted.settings)
         metrics.update(snapshot)
+        metrics["trained_through"] = through  # what a later erasure is checked against
         promoted, reason = decide(engine, selected, promote, metrics)
         metrics["promotion"] = reason
         metrics["duration_seconds"] = round(time.perf_counter() - started, 3)

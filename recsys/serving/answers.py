@@ -89,7 +89,7 @@ def answer_for_session(
     served = roles.recommending()
     recommender = served.recommender
     session = pd.DataFrame({"item_id": list(item_ids), "rating": 5.0})
-    if not session["item_id"].isin(recommender.item_map.ids).any():
+    if not (recommender.item_map.positions(session["item_id"]) >= 0).any():
         raise UnknownSessionItemsError("none of the items is known to the model: nothing to go on")
     top = recommender.recommend_from_ratings(
         session, page.n, page.exclude, served.genre_mask(page.genres), page.offset
@@ -121,7 +121,7 @@ def answer_for_user(
         )[0]
         return Answer(served, "known", top)
     rated = read_user_ratings(engine, user_id)
-    if rated["item_id"].isin(recommender.item_map.ids).any():
+    if (recommender.item_map.positions(rated["item_id"]) >= 0).any():
         top = recommender.recommend_from_ratings(
             rated, page.n, page.exclude, mask, page.offset, exclude_seen
         )

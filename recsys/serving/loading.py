@@ -12,7 +12,7 @@ rating instead, and the log says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.ann_index import ItemIndex, index_path
-from recsys.collab.interactions import RatingsSnapshot
+from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.data.catalog import ItemCatalog, read_items
-from recsys.data.ratings import SharedIdMaps
+from recsys.data.ratings import SharedIdMaps, latest_write, read_deletions
 from recsys.db.identity import read_identity
 from recsys.jobs.model_versions import (
     OBJECTIVES,
@@ -33,7 +33,7 @@ from recsys.jobs.model_versions import (
     ModelVersion,
     active_version,
 )
-from recsys.serving.following import follow_ratings
+from recsys.serving.following import follow_writes
 from recsys.serving.roles import ModelRoles
 from recsys.serving.snapshot import (
     ItemAggregates,
@@ -53,7 +53,8 @@ class DatabaseReads:
 
     def __init__(self, engine: Engine, serving: Sequence[Recommender] = ()) -> None:
         self.engine = engine
-        self.maps = SharedIdMaps(m for r in serving for m in (r.user_map, r.item_map))
+        # Whole maps: a served one leaves out what its model forgot, which another may know.
+        self.maps = SharedIdMaps(m.full for r in serving for m in (r.user_map, r.item_map))
         self._items: pd.DataFrame | None = None
         self._ratings: RatingsSnapshot | None = None
 
@@ -66,6 +67,10 @@ class DatabaseReads:
         if self._ratings is None:
             self._ratings = RatingsSnapshot.read(self.engine)
         return self._ratings
+
+    def forgotten(self, after: int) -> pd.DataFrame:
+        """The users erased and items deleted after write ``after``: their tombstones."""
+        return read_deletions(self.engine, after, latest_write(self.engine), ("user", "item"))
 
 
 @dataclass
@@ -82,6 +87,23 @@ class ServedVersion:
         if not genres:
             return None
         return torch.from_numpy(self.catalog.genre_mask(genres, self.recommender.item_map.ids))
+
+    # What the write log's follower (recsys.serving.following) applies to a served version.
+    @property
+    def seen(self) -> Interactions:
+        return self.recommender.seen
+
+    def add_feedback(self, ratings: pd.DataFrame) -> None:
+        self.recommender.add_feedback(ratings)
+
+    def remove_feedback(self, pairs: pd.DataFrame) -> None:
+        self.recommender.remove_feedback(pairs)
+
+    def forget(self, user_ids: Iterable[object] = (), item_ids: Iterable[object] = ()) -> None:
+        """Erased users and deleted items leave the model's answers and the catalog."""
+        item_ids = list(item_ids)
+        self.recommender.forget(user_ids, item_ids)
+        self.catalog.forget(item_ids)
 
 
 def load_version(
@@ -102,13 +124,17 @@ def load_version(
     served = recommender.with_seen(snapshot.seen)
     served.use_unit_items(snapshot.unit_items)
     served.use_similarity_table(snapshot.item_similarity)
-    follow_ratings(engine, [served])  # written since the snapshot's number
-    catalog = item_catalog(reads.items(), snapshot.items)
-    served.hide(catalog.hidden)
+    loaded = ServedVersion(version, served, item_catalog(reads.items(), snapshot.items))
+    loaded.recommender.hide(loaded.catalog.hidden)
+    # Erased and deleted since training (the snapshot may be newer than the weights),
+    # then every write since the snapshot's number.
+    forgotten = reads.forgotten(version.trained_through)
+    loaded.forget(forgotten["user_id"].dropna(), forgotten["item_id"].dropna())
+    follow_writes(engine, [loaded])
     index = index_path(version.artifact_path)
     if index.exists():  # built by the training job for a big catalog
         served.use_index(ItemIndex.at(index))  # read at its first search
-    return ServedVersion(version, served, catalog)
+    return loaded
 
 
 def serving_snapshot(

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from api.main import create_app
 from recsys.cli import app
 from recsys.db.engine import WRITER_WAIT_SECONDS, make_engine, write_transaction
-from recsys.db.merge import RATING_WRITES_LOCK
 from recsys.db.migrate import upgrade
 from recsys.db.tables import ratings, users
+from recsys.db.write_log import RATING_WRITES_LOCK
 from recsys.settings import Settings, get_settings
 from tests.servers import ranking_version, service_env, serving
 
