@@ -59,7 +59,8 @@ REFUSED = Counter(
 )
 FEEDBACK = Counter(
     "recsys_feedback_ratings_total",
-    "Ratings stored through POST /ratings, by outcome.",
+    "Ratings changed through the API, by outcome: inserted, updated (POST /ratings), "
+    "deleted (DELETE /users/{id}/ratings/{item}).",
     ["outcome"],
 )
 FOLD_INS = Counter(
@@ -74,7 +75,8 @@ WORKER_THREADS = Gauge(
 )
 FOLLOWED = Counter(
     "recsys_followed_ratings_total",
-    "Ratings written elsewhere (other workers, replicas, ingest) folded into seen items.",
+    "Ratings and tombstones written elsewhere (other workers, replicas, ingest, deletions) "
+    "applied to the served models.",
 )
 
 

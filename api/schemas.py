@@ -177,6 +177,12 @@ class ModelVersionOut(BaseModel):
     metrics: dict[str, Any]
     hyperparameters: dict[str, Any]
     error: str | None
+    deleted_since_training: int = Field(
+        0,
+        description="Users erased and items deleted after this version's training data "
+        "was read: its weights still hold what it learned from them (it never answers "
+        "with them). `recsys models forget` trains anew without them.",
+    )
 
 
 MAX_TABULAR_ROWS = 10_000
@@ -250,6 +256,29 @@ class ItemVisibility(BaseModel):
 
 class ItemVisibilityOut(ItemVisibility):
     item_id: str
+
+
+class RatingDeleted(BaseModel):
+    """A rating taken back: every worker stops counting it as seen within a poll."""
+
+    user_id: str
+    item_id: str
+    deleted: Literal[True] = True
+
+
+class ItemDeleted(BaseModel):
+    """An item deleted with its ratings: no worker answers it within a poll."""
+
+    item_id: str
+    ratings_deleted: int
+
+
+class UserErased(BaseModel):
+    """A user erased (ratings and profile): every worker answers them as unknown within a
+    poll; models trained before keep what they learned until the next training run."""
+
+    user_id: str
+    ratings_deleted: int
 
 
 class UserProfile(BaseModel):

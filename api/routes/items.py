@@ -12,6 +12,7 @@ from api.deps import ApiKeyDep, EngineDep, ModelDep, RatingModelDep, SettingsDep
 from api.errors import ServiceError
 from api.json_body import documented, json_body
 from api.schemas import (
+    ItemDeleted,
     ItemIn,
     ItemOut,
     ItemVisibility,
@@ -22,6 +23,7 @@ from api.schemas import (
     SimilarItems,
 )
 from recsys.data.catalog import read_item
+from recsys.db.deletion import delete_item
 from recsys.db.ingest import ingest
 from recsys.db.item_visibility import set_hidden
 from recsys.db.sources import IngestError, from_frame
@@ -87,6 +89,19 @@ def patch_item(item_id: PathId, body: ItemVisibility, engine: EngineDep, state: 
         raise ServiceError(404, "unknown_item", f"unknown item id {item_id!r}")
     state.follow_hidden(engine)
     return {"item_id": item_id, "hidden": body.hidden}
+
+
+@router.delete("/items/{item_id}", response_model=ItemDeleted, dependencies=[ApiKeyDep])
+def remove_item(item_id: PathId, engine: EngineDep, state: StateDep) -> dict:
+    """Delete the item and every rating of it; 404 for an unknown item. No answer names
+    it again (recommendations, similar items, popular, the explorer, predictions): in this
+    worker at once, in the others within a poll. To stop recommending an item but keep
+    learning from its ratings, hide it (PATCH) instead."""
+    report = delete_item(engine, item_id)
+    if report is None:
+        raise ServiceError(404, "unknown_item", f"unknown item id {item_id!r}")
+    state.follow_writes(engine)
+    return {"item_id": item_id, "ratings_deleted": report.ratings_deleted}
 
 
 @router.post(

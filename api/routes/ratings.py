@@ -12,7 +12,8 @@ from api.deps import ApiKeyDep, EngineDep, SettingsDep, StateDep
 from api.errors import ServiceError
 from api.json_body import documented, json_body
 from api.metrics import FEEDBACK
-from api.schemas import FeedbackRequest, FeedbackResult
+from api.schemas import FeedbackRequest, FeedbackResult, PathId, RatingDeleted
+from recsys.db.deletion import delete_ratings
 from recsys.db.ingest import ingest
 from recsys.db.sources import IngestError, from_frame
 
@@ -57,3 +58,23 @@ def add_ratings(
         "users_created": report.users_created,
         "items_created": report.items_created,
     }
+
+
+@router.delete(
+    "/users/{user_id}/ratings/{item_id}", response_model=RatingDeleted, dependencies=[ApiKeyDep]
+)
+def delete_rating(
+    user_id: PathId, item_id: PathId, engine: EngineDep, settings: SettingsDep, state: StateDep
+) -> dict:
+    """Take a rating back; 404 when there is none. The item counts as unseen again for
+    that user: in this worker at once, in the others within a poll. A rating stored
+    again later is there again (the later write wins)."""
+    pair = pd.DataFrame({"user_id": [user_id], "item_id": [item_id]})
+    report = delete_ratings(engine, from_frame("request", pair, settings.ingest_chunk_rows))
+    if report.ratings_deleted == 0:
+        raise ServiceError(
+            404, "unknown_rating", f"user {user_id!r} has no rating of item {item_id!r}"
+        )
+    state.follow_writes(engine)
+    FEEDBACK.labels("deleted").inc()
+    return {"user_id": user_id, "item_id": item_id}

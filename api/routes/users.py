@@ -9,10 +9,11 @@ import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ApiKeyDep, EngineDep, RolesDep, SettingsDep
+from api.deps import ApiKeyDep, EngineDep, RolesDep, SettingsDep, StateDep
 from api.errors import ServiceError
-from api.schemas import PathId, SimilarUsers, UserProfile, UserProfileOut
+from api.schemas import PathId, SimilarUsers, UserErased, UserProfile, UserProfileOut
 from recsys.data.catalog import read_user_profiles
+from recsys.db.deletion import erase_users
 from recsys.db.ingest import ingest
 from recsys.db.sources import IngestError, from_frame
 
@@ -44,6 +45,20 @@ async def get_user(user_id: PathId, engine: EngineDep) -> dict:
     if profiles.empty:
         raise ServiceError(404, "unknown_user", f"unknown user id {user_id!r}")
     return _fields(profiles.iloc[0])
+
+
+@router.delete("/users/{user_id}", response_model=UserErased, dependencies=[ApiKeyDep])
+def erase(user_id: PathId, engine: EngineDep, state: StateDep) -> dict:
+    """Erase the user: their ratings and profile; 404 for an unknown user. They are
+    answered as unknown from then on (recommendations, predictions, similar users,
+    reasons): in this worker at once, in the others within a poll. Models trained before
+    keep what they learned from them until the next training run
+    (`recsys models forget` retrains now)."""
+    report = erase_users(engine, [user_id])
+    if report.users_erased == 0:
+        raise ServiceError(404, "unknown_user", f"unknown user id {user_id!r}")
+    state.follow_writes(engine)
+    return {"user_id": user_id, "ratings_deleted": report.ratings_deleted}
 
 
 @router.get("/users/{user_id}/similar", response_model=SimilarUsers, dependencies=[ApiKeyDep])

@@ -8,6 +8,7 @@ from types import FrameType
 import typer
 
 from recsys.cli.data_commands import dataset_app, db_app, ingest_app, load_app, quickstart
+from recsys.cli.delete_commands import delete_app
 from recsys.cli.interpret_commands import explain, interpret_app, similar
 from recsys.cli.model_commands import models_app
 from recsys.cli.recommend_command import recommend
@@ -39,6 +40,7 @@ def _cleanup_on_termination() -> None:
 app.add_typer(db_app, name="db")
 app.add_typer(load_app, name="load")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(delete_app, name="delete")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(interpret_app, name="interpret")
 app.add_typer(models_app, name="models")

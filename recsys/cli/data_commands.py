@@ -21,6 +21,7 @@ from recsys.cli.recommend_command import print_answer
 from recsys.cli.serve_command import serve
 from recsys.data.ratings import read_ratings
 from recsys.db import movielens
+from recsys.db.deletion import delete_ratings
 from recsys.db.ingest import ColumnNames, IngestReport, ingest
 from recsys.db.migrate import current_revision, upgrade
 from recsys.db.sources import IngestError, open_table
@@ -130,6 +131,36 @@ def ingest_ratings(
         except IngestError as error:
             raise fail(f"{error} (nothing was written)") from None
     _print_report(report, time.perf_counter() - started)
+
+
+@ingest_app.command("deletions")
+def ingest_deletions(
+    pairs_file: Annotated[
+        Path, typer.Argument(help="CSV, TSV or parquet file of (user, item) pairs.")
+    ],
+    user_col: str = typer.Option("user_id", help="User id column."),
+    item_col: str = typer.Option("item_id", help="Item id column."),
+) -> None:
+    """Delete the ratings of the file's (user, item) pairs, all or nothing: validated like
+    `ingest ratings`; pairs without a rating, and repeats, change nothing."""
+    started = time.perf_counter()
+    with database() as engine:
+        require_schema(engine)
+        try:
+            with progress_bar() as progress:
+                report = delete_ratings(
+                    engine,
+                    open_table(pairs_file, get_settings().ingest_chunk_rows),
+                    ColumnNames(user=user_col, item=item_col),
+                    progress,
+                )
+        except IngestError as error:
+            raise fail(f"{error} (nothing was deleted)") from None
+    out.print(
+        f"pairs: {report.pairs_read:,} read; ratings: {report.ratings_deleted:,} deleted "
+        f"({time.perf_counter() - started:.2f} s)",
+        highlight=False,
+    )
 
 
 @dataset_app.command("info")

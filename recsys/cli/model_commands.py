@@ -1,10 +1,11 @@
-"""Commands for model versions: list, activate, roll back."""
+"""Commands for model versions: list, activate, roll back, snapshot, forget."""
 
 from __future__ import annotations
 
 import typer
 
 from recsys.cli.console import ObjectiveOption, database, fail, out, require_schema
+from recsys.jobs.forgetting import retrain_forgetting
 from recsys.jobs.model_versions import (
     ActivationError,
     ModelVersion,
@@ -13,6 +14,7 @@ from recsys.jobs.model_versions import (
     rollback,
 )
 from recsys.serving.loading import rebuild_snapshots
+from recsys.settings import get_settings
 
 models_app = typer.Typer(
     help="Model versions: list, activate, roll back; rebuild serving snapshots.",
@@ -29,6 +31,8 @@ def _describe(version: ModelVersion) -> str:
     marker = "*" if version.is_active else " "
     when = version.created_at.strftime("%Y-%m-%d %H:%M")
     detail = metrics or (version.error or "")
+    if version.deleted_since_training:
+        detail += f"  (holds {version.deleted_since_training:,} erased users/deleted items)"
     return (
         f"{marker} {version.id:>4}  {version.objective:<7} {version.kind:<4} "
         f"{version.status:<8} {when}  {detail}"
@@ -84,3 +88,17 @@ def models_snapshot() -> None:
         out.print("no active model versions: run `recsys train`", highlight=False)
     for version, path in written:
         out.print(f"{version.objective} model version {version.id}: {path}", highlight=False)
+
+
+@models_app.command("forget")
+def models_forget() -> None:
+    """Train again every active version whose weights hold users erased or items deleted
+    since its training, as it was asked to train, and serve the result: nothing served
+    carries them any more."""
+    with database() as engine:
+        require_schema(engine)
+        results = retrain_forgetting(engine, get_settings().artifact_dir)
+    if not results:
+        out.print("no active version holds an erased user or a deleted item", highlight=False)
+    for result in results:
+        out.print(f"model version {result.version_id} is active: {result.reason}", highlight=False)

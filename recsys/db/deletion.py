@@ -18,6 +18,7 @@ stored after its deletion is there, a deletion after a rating removes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -132,21 +133,36 @@ def delete_item(engine: Engine, item_id: str) -> DeletionReport | None:
     return DeletionReport(ratings_deleted=n_ratings, items_deleted=1)
 
 
-def erase_user(engine: Engine, user_id: str) -> DeletionReport | None:
-    """Erase the user: their ratings, their profile, and the tombstones of the ratings
-    they took back; None when the database has no such user."""
+def erase_users(engine: Engine, user_ids: Sequence[str]) -> DeletionReport:
+    """Erase the users, all in one write: their ratings, their profiles, and the
+    tombstones of the ratings they took back. Ids the database does not hold are skipped
+    (``users_erased`` counts the others)."""
+    erased = n_ratings = 0
     with write_transaction(engine) as connection:
         seq = next_write_number(connection)
-        key = _internal_id(connection, users, user_id)
-        if key is None:
-            return None
-        n_ratings = connection.execute(delete(ratings).where(ratings.c.user_id == key)).rowcount
-        connection.execute(delete(users).where(users.c.id == key))
-        connection.execute(
-            delete(deletions).where(deletions.c.kind == "rating", deletions.c.user_id == user_id)
-        )
-        connection.execute(insert(deletions).values(seq=seq, kind="user", user_id=user_id))
-    return DeletionReport(ratings_deleted=n_ratings, users_erased=1)
+        for user_id in dict.fromkeys(user_ids):  # each once, in the order given
+            key = _internal_id(connection, users, user_id)
+            if key is None:
+                continue
+            n_ratings += connection.execute(
+                delete(ratings).where(ratings.c.user_id == key)
+            ).rowcount
+            connection.execute(delete(users).where(users.c.id == key))
+            connection.execute(
+                delete(deletions).where(
+                    deletions.c.kind == "rating", deletions.c.user_id == user_id
+                )
+            )
+            connection.execute(insert(deletions).values(seq=seq, kind="user", user_id=user_id))
+            erased += 1
+    return DeletionReport(ratings_deleted=n_ratings, users_erased=erased)
+
+
+def read_user_ids(source: TableSource, column: str = "user_id") -> list[str]:
+    """The user ids of a file (one column of them), validated like ingestion's: the
+    input of a bulk erasure. IngestError names the file and row of a bad one."""
+    validate.require_columns(source.name, source.columns, [column])
+    return [i for chunk in source.chunks for i in validate.ids(chunk, source.name, column)]
 
 
 def _internal_id(connection: Connection, table: Table, external_id: str) -> int | None:

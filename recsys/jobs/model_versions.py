@@ -15,18 +15,19 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.collab.recommender import load_recommender
 from recsys.db.engine import write_transaction
 from recsys.db.identity import read_identity
-from recsys.db.tables import model_versions
+from recsys.db.tables import deletions, model_versions
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class ModelVersion:
     is_active: bool
     owner: str | None = None  # "host:pid" of the run while it trains
     heartbeat_at: datetime | None = None
+    # Users erased and items deleted after its training data was read (filled in by
+    # list_versions): its weights still hold what it learned from them, though it never
+    # answers with them (recsys.serving.loading); `recsys models forget` trains anew.
+    deleted_since_training: int = 0
 
     @property
     def trained_through(self) -> int:
@@ -161,10 +166,20 @@ def fail_version(engine: Engine, version_id: int, error: str) -> None:
 
 
 def list_versions(engine: Engine) -> list[ModelVersion]:
-    """All versions, newest first."""
+    """All versions, newest first, each with the erasures and item deletions since its
+    training (``deleted_since_training``)."""
     with engine.connect() as connection:
         rows = connection.execute(select(model_versions).order_by(model_versions.c.id.desc()))
-        return [_version(row) for row in rows]
+        versions = [_version(row) for row in rows]
+        numbers = connection.execute(
+            select(deletions.c.seq).where(deletions.c.kind.in_(("user", "item")))
+        ).scalars()
+        later = np.sort(np.fromiter(numbers, dtype=np.int64))
+    since = lambda v: int(len(later) - later.searchsorted(v.trained_through, "right"))  # noqa: E731
+    return [
+        replace(v, deleted_since_training=since(v)) if v.artifact_path is not None else v
+        for v in versions
+    ]
 
 
 def active_version(engine: Engine, objective: str = "rating") -> ModelVersion | None:

@@ -291,6 +291,65 @@ def test_the_batched_answer_equals_the_one_user_answer(recommender: Recommender)
         assert np.allclose(together.scores, alone.scores, atol=1e-5)
 
 
+def test_a_deleted_rating_is_unseen_again_until_rated_again(recommender: Recommender) -> None:
+    seen = recommender.seen
+    # Its own seen items (the shared ones untouched): the same ratings, nothing since.
+    own = recommender.with_seen(
+        Interactions(seen.indptr, seen.indices, seen.liked_flags, seen.n_items)
+    )
+    user = USERS[0]
+    loved = sorted(i for i in RATED[user] if GROUP[i] == GROUP[HELD_OUT.iloc[0].item_id])[0]
+    pair = pd.DataFrame({"user_id": [user], "item_id": [loved]})
+    own.remove_feedback(pair)
+    top = own.recommend(user, n=20).frame()
+    assert loved in set(top["item_id"])
+    assert len(top) == 20 - len(RATED[user]) + 1
+    others = [i for i in ITEMS if i != loved]
+    assert all(loved not in set(r.item_ids) for r in own.because_you_liked(user, others, n=20))
+    own.add_feedback(pair.assign(rating=5.0))  # the later write wins
+    assert loved not in set(own.recommend(user, n=20).item_ids)
+    assert loved in set(recommender.explain(user, "i9" if loved != "i9" else "i8", n=20).item_ids)
+
+
+def test_forgotten_users_and_items_are_unknown_and_never_answered(
+    recommender: Recommender,
+) -> None:
+    forgetting = copy.copy(recommender)  # the shared one untouched
+    forgetting.forget(user_ids=["u1", "nobody"], item_ids=["i3", "nothing"])
+    with pytest.raises(UnknownIdError, match="unknown user id 'u1'"):
+        forgetting.recommend_many(["u0", "u1"])
+    with pytest.raises(UnknownIdError, match="unknown user id 'u1'"):
+        forgetting.explain("u1", "i0")
+    with pytest.raises(UnknownIdError, match="unknown item id 'i3'"):
+        forgetting.similar_items("i3")
+    remembered = [i for i in ITEMS if i != "i3"]
+    for user in USERS:
+        if user == "u1":
+            continue
+        assert "i3" not in set(forgetting.recommend(user, n=20, exclude_seen=False).item_ids)
+        reasons = forgetting.because_you_liked(user, remembered, n=20)
+        assert all("i3" not in set(r.item_ids) for r in reasons)
+    for item in remembered:
+        assert "i3" not in set(forgetting.similar_items(item, n=19).item_ids)
+    try:
+        nearest = forgetting.similar_users("u0", n=len(USERS))
+    except CapabilityError:  # no user vectors (EASE, a blend with EASE)
+        nearest = None
+    if nearest is not None:
+        assert len(nearest) == len(USERS) - 2  # everyone but u0 and the forgotten u1
+        assert "u1" not in set(nearest.user_ids)
+        with pytest.raises(UnknownIdError):
+            forgetting.similar_users("u1")
+    if forgetting.model.rating_range is not None:
+        pairs = pd.DataFrame({"user_id": ["u1", "u0"], "item_id": ["i0", "i3"]})
+        with pytest.raises(UnknownIdError):
+            forgetting.predict(pairs)
+        if forgetting.baseline is not None:
+            assert forgetting.predict(pairs, unknown="baseline").baseline.all()
+    assert len(recommender.recommend("u1", n=3)) == 3  # the original still knows them
+    assert "i3" in set(recommender.recommend("u0", n=20, exclude_seen=False).item_ids)
+
+
 def test_a_new_user_is_folded_in_from_three_ratings(recommender: Recommender) -> None:
     for taste, loved in ((True, ["i1", "i4", "i7"]), (False, ["i11", "i14", "i17"])):
         ratings = pd.DataFrame({"item_id": [*loved, "never-seen"], "rating": [5.0] * 4})

@@ -48,3 +48,23 @@ def test_lookups_answer_as_a_dict_would() -> None:
     with pytest.raises(UnknownIdError, match="unknown user id 'nope'"):
         id_map.indices(["22", "nope", "x"])
     assert IdMap("item", np.array([], dtype=object)).positions(["a"]).tolist() == [-1]
+
+
+def test_a_map_without_some_ids_finds_none_of_them_and_keeps_every_index() -> None:
+    ids = ["196", "22", "ü", 7, -1, -2, 3.5]
+    whole = IdMap("user", np.array(ids, dtype=object))
+    forgotten = {"22", -2}  # -2 shares its hash with -1, which stays found
+    partial = whole.without(whole.indices(list(forgotten)))
+    expected = [-1 if key in forgotten else i for i, key in enumerate(ids)]
+    assert [partial.position(x) for x in ids] == expected
+    assert partial.positions(ids * 10).tolist() == expected * 10  # the vectorised search
+    assert [x in partial for x in ids] == [x not in forgotten for x in ids]
+    with pytest.raises(UnknownIdError, match="unknown user id '22'"):
+        partial.indices(["196", "22"])
+    assert len(partial) == len(whole)
+    assert list(partial.ids) == ids  # indices unchanged: the model's rows
+    assert list(partial.present_ids()) == [x for x in ids if x not in forgotten]
+    assert partial.without(np.array([0])).positions(ids).tolist() == [-1, *expected[1:]]
+    assert whole.present is None
+    assert partial.full.positions(ids).tolist() == list(range(len(ids)))
+    assert whole.positions(ids).tolist() == list(range(len(ids)))  # the original untouched
