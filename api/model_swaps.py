@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 
-import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,6 +38,10 @@ class ServiceState:
         # objective -> (version id, why): the active version that could not be served.
         self.broken: dict[str, tuple[int, str]] = {}
         self.hidden: frozenset[str] = frozenset()  # as the served models apply them
+        # Writes and hidden items are applied one pass at a time (the poll and the
+        # routes that write both apply them): two passes interleaved could leave a
+        # pair as an older write says, after the follower has moved past the newer.
+        self._applying = threading.Lock()
 
     @property
     def roles(self) -> ModelRoles[ServedModel]:
@@ -96,23 +100,22 @@ class ServiceState:
             _ = self.roles.recommending().fragments
             _ = self.roles.describing().explorer
 
-    def record_feedback(self, rows: pd.DataFrame) -> None:
-        """New ratings count as seen (and liked) in every served model at once."""
-        for model in list(self.models.values()):
-            model.recommender.add_feedback(rows)
-
     def follow_hidden(self, engine: Engine) -> bool:
         """Apply the database's hidden items to every served model if they changed since
         the last look; True when they did."""
-        hidden = read_hidden(engine)
-        if hidden == self.hidden:
-            return False
-        for model in list(self.models.values()):
-            model.hide(hidden)
-        self.hidden = hidden
-        return True
+        with self._applying:
+            hidden = read_hidden(engine)
+            if hidden == self.hidden:
+                return False
+            for model in list(self.models.values()):
+                model.hide(hidden)
+            self.hidden = hidden
+            return True
 
     def follow_writes(self, engine: Engine) -> int:
         """Apply the writes since each model was loaded — ratings added and deleted, items
-        deleted, users erased (see recsys.serving.following); returns how many were read."""
-        return follow_writes(engine, list(self.models.values()))
+        deleted, users erased (see recsys.serving.following); returns how many were read.
+        The routes that write call it too: their write counts in this worker at once, in
+        its place in the write order."""
+        with self._applying:
+            return follow_writes(engine, list(self.models.values()))

@@ -48,7 +48,7 @@ def add_ratings(
         )
     except IngestError as error:
         raise ServiceError(422, "invalid_rating", f"{error} (nothing was stored)") from None
-    state.record_feedback(rows)
+    state.follow_writes(engine)  # seen at once here, in write order (see the follower)
     FEEDBACK.labels("inserted").inc(report.ratings_inserted)
     FEEDBACK.labels("updated").inc(report.ratings_updated)
     return {

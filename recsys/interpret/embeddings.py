@@ -51,6 +51,8 @@ def bias_ranking(
     user_biases, item_biases = recommender.model.biases()
     biases = item_biases if side == "item" else user_biases
     frame = pd.DataFrame({key: id_map.ids, "bias": biases.float().cpu().numpy()})
+    if id_map.present is not None:  # erased users and deleted items are not listed
+        frame = frame[id_map.present]
     frame = frame.sort_values("bias", kind="stable").reset_index(drop=True)
     lowest = with_catalog(frame.head(n), catalog, key)
     highest = with_catalog(frame.iloc[::-1].head(n).reset_index(drop=True), catalog, key)
@@ -87,7 +89,7 @@ def item_pca(
 
     Rarely rated items have embeddings that are mostly their initial noise plus
     weight decay; left in, they would decide the directions. Every known item
-    still gets coordinates.
+    still gets coordinates; deleted ones (see Recommender.forget) are left out.
     """
     embeddings = recommender.model.item_embeddings().float().cpu().numpy()
     frame = with_catalog(pd.DataFrame({"item_id": recommender.item_map.ids}), catalog, "item_id")
@@ -95,6 +97,9 @@ def item_pca(
         fitted = frame["n_ratings"].fillna(0).to_numpy() >= min_ratings
     else:
         fitted = np.ones(len(frame), dtype=bool)
+    present = recommender.item_map.present
+    if present is not None:
+        fitted &= present
     n_components = min(n_components, embeddings.shape[1])
     if fitted.sum() <= n_components:
         raise ValueError(
@@ -114,6 +119,8 @@ def item_pca(
     for k in range(n_components):
         frame[f"pc{k + 1}"] = projected[:, k]
     frame["fitted"] = fitted
+    if present is not None:
+        frame = frame[present].reset_index(drop=True)
     variance = singular**2
     return ItemMap(frame, variance[:n_components] / variance.sum(), int(fitted.sum()))
 

@@ -25,9 +25,10 @@ from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import Interactions
 from recsys.collab.ranking import ranking_learner
 from recsys.data.ratings import IdMap, UnknownIdError
+from recsys.interpret.embeddings import bias_ranking
 from recsys.models import DotProductBias, DotProductBiasConfig
 from recsys.models.blend import Blend
-from recsys.models.scorer import CapabilityError, NoRatingScaleError
+from recsys.models.scorer import CapabilityError, NoBiasesError, NoRatingScaleError
 from tests.factories import taste_groups_with_unrated, taste_metadata
 
 TRAIN, HELD_OUT = taste_groups_with_unrated()
@@ -346,6 +347,16 @@ def test_forgotten_users_and_items_are_unknown_and_never_answered(
             forgetting.predict(pairs)
         if forgetting.baseline is not None:
             assert forgetting.predict(pairs, unknown="baseline").baseline.all()
+    try:  # what `recsys interpret biases` and the explorer list
+        users, _ = bias_ranking(forgetting, n=len(USERS), side="user")
+        items, _ = bias_ranking(forgetting, n=len(ITEMS), side="item")
+    except NoBiasesError:
+        pass
+    else:
+        assert len(users) == len(USERS) - 1
+        assert "u1" not in set(users["user_id"])
+        assert len(items) == len(ITEMS) - 1
+        assert "i3" not in set(items["item_id"])
     assert len(recommender.recommend("u1", n=3)) == 3  # the original still knows them
     assert "i3" in set(recommender.recommend("u0", n=20, exclude_seen=False).item_ids)
 
