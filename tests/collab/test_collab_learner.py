@@ -1,22 +1,18 @@
-"""Collaborative learners through the public API, on data with a known answer."""
+"""Collaborative learners through the public API, on data with a known answer: what is
+particular to the rating learners (every model kind's recommendations, neighbours, errors
+and persistence are the contract suite's, tests/collab/test_contract.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from sqlalchemy import Engine
 
-from recsys import CollabData, DotProductBias, EmbeddingNN, collab_learner, load_recommender
-from recsys.data.ratings import UnknownIdError
+from recsys import CollabData, collab_learner
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
 from tests.factories import taste_groups_with_unrated, two_taste_groups
-
-MODELS = [pytest.param(False, id="dot"), pytest.param(True, id="nn")]
 
 
 def trained(use_nn: bool, train: pd.DataFrame, valid: pd.DataFrame | None = None, **kwargs: object):
@@ -38,33 +34,6 @@ def trained(use_nn: bool, train: pd.DataFrame, valid: pd.DataFrame | None = None
     return learn
 
 
-@pytest.mark.parametrize("use_nn", MODELS)
-def test_each_users_held_out_favourite_is_recommended_first(use_nn: bool) -> None:
-    """Among several unseen items (the favourite and others of the other taste, which
-    the other group loves): the model must rank by taste, not by what is left."""
-    train, held_out = taste_groups_with_unrated()
-    learn = trained(use_nn, train)
-
-    for row in held_out.itertuples():
-        top = learn.recommend(row.user_id, n=3)
-        assert top["item_id"].iloc[0] == row.item_id
-
-
-@pytest.mark.parametrize("use_nn", MODELS)
-def test_recommendations_never_include_rated_items_and_scores_are_sorted(use_nn: bool) -> None:
-    train, _ = two_taste_groups()
-    learn = trained(use_nn, train)
-    rated = set(train.loc[train["user_id"] == "u3", "item_id"])
-
-    top = learn.recommend("u3", n=50)
-
-    assert not rated & set(top["item_id"])
-    assert len(top) == 20 - len(rated)  # fewer unseen items than n: all of them
-    assert list(top["score"]) == sorted(top["score"], reverse=True)
-    with_seen = learn.recommend("u3", n=50, exclude_seen=False)
-    assert len(with_seen) == 20
-
-
 def test_predictions_are_in_external_ids_and_inside_the_rating_range() -> None:
     train, held_out = two_taste_groups()
     learn = trained(False, train)
@@ -72,26 +41,6 @@ def test_predictions_are_in_external_ids_and_inside_the_rating_range() -> None:
     assert predictions.shape == (len(held_out),)
     assert np.all((predictions > 0.5) & (predictions < 5.5))
     assert predictions.mean() > 4.0  # held-out items are loved ones
-
-
-def test_unknown_ids_give_a_clear_error() -> None:
-    train, _ = two_taste_groups()
-    learn = trained(False, train)
-    with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
-        learn.recommend("nobody")
-    with pytest.raises(UnknownIdError, match="unknown item id 'i999'"):
-        learn.predict(pd.DataFrame({"user_id": ["u1"], "item_id": ["i999"]}))
-    with pytest.raises(UnknownIdError, match="unknown item id 'i999'"):
-        learn.similar_items("i999")
-
-
-def test_similar_items_share_the_taste_group_and_exclude_the_item_itself() -> None:
-    train, _ = two_taste_groups()
-    learn = trained(False, train)
-    similar = learn.similar_items("i0", n=5)
-    assert "i0" not in set(similar["item_id"])
-    assert {int(i[1:]) for i in similar["item_id"]} <= set(range(10))
-    assert len(learn.similar_items("i0", n=500)) == 19  # catalog smaller than n
 
 
 def test_validation_rows_with_unseen_users_or_items_are_left_out_not_crashed_on() -> None:
@@ -108,19 +57,6 @@ def test_validation_rows_with_unseen_users_or_items_are_left_out_not_crashed_on(
     assert data.n_valid_dropped == 2
     assert data.dls.valid.n_rows == len(held_out)
     assert "new-user" not in data.user_map
-
-
-@pytest.mark.parametrize("use_nn", MODELS)
-def test_save_and_load_round_trip_predictions_exactly(use_nn: bool, tmp_path: Path) -> None:
-    train, held_out = two_taste_groups()
-    learn = trained(use_nn, train)
-    path = learn.save(tmp_path / "model.pt")
-
-    recommender = load_recommender(path)
-
-    assert np.array_equal(recommender.predict(held_out).ratings, learn.predict(held_out))
-    pd.testing.assert_frame_equal(recommender.recommend("u5", 5).frame(), learn.recommend("u5", 5))
-    assert isinstance(recommender.model, EmbeddingNN if use_nn else DotProductBias)
 
 
 def test_sparse_tables_learn_the_same_thing() -> None:

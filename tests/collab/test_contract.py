@@ -160,10 +160,52 @@ def test_each_users_held_out_favourite_ranks_in_their_top_three(recommender: Rec
 
 def test_seen_items_never_come_back(recommender: Recommender) -> None:
     for user in USERS:
-        top = recommender.recommend(user, n=20).frame()
+        top = recommender.recommend(user, n=50).frame()  # n beyond the catalog
         assert not set(top["item_id"]) & RATED[user]
         assert len(top) == 20 - len(RATED[user])  # every unseen item, nothing more
         assert list(top["score"]) == sorted(top["score"], reverse=True)
+        assert len(recommender.recommend(user, n=50, exclude_seen=False)) == 20
+
+
+def test_pages_follow_each_other(recommender: Recommender) -> None:
+    for user in USERS[:8]:
+        whole = recommender.recommend_many([user], 12, exclude=["i2"])[0]
+        pages = [
+            recommender.recommend_many([user], 4, exclude=["i2"], offset=offset)[0]
+            for offset in (0, 4, 8)
+        ]
+        assert [i for page in pages for i in page.item_ids] == list(whole.item_ids)
+        beyond = recommender.recommend_many([user], 4, offset=len(ITEMS))[0]
+        assert len(beyond) == 0  # past the end: an empty page, not an error
+
+
+def test_hidden_items_are_never_answered_until_shown(recommender: Recommender) -> None:
+    hiding = copy.copy(recommender)  # the shared one untouched
+    hiding.hide(["i1", "i12", "never-seen"])
+    for user in USERS:
+        top = hiding.recommend(user, n=20, exclude_seen=False)
+        assert len(top) == 18
+        assert not {"i1", "i12"} & set(top.item_ids)
+    for item in ("i0", "i13"):
+        assert not {"i1", "i12"} & set(hiding.similar_items(item, n=19).item_ids)
+    hiding.hide([])  # these and no others: shown again
+    assert len(hiding.recommend(USERS[0], n=20, exclude_seen=False)) == 20
+
+
+def test_similar_users_share_a_taste_or_say_the_model_has_no_user_vectors(
+    recommender: Recommender,
+) -> None:
+    try:
+        nearest = recommender.similar_users("u0", n=5)
+    except CapabilityError:  # EASE, and a blend with EASE: said so
+        with pytest.raises(CapabilityError, match="has no user vectors"):
+            recommender.similar_users("u0", n=5)
+        return
+    assert "u0" not in set(nearest.user_ids)
+    assert len(nearest) == 5
+    same_taste = {u for u in USERS if int(u[1:]) % 2 == 0}  # even users share u0's taste
+    assert set(nearest.user_ids) <= same_taste, list(nearest.user_ids)
+    assert np.all(np.diff(nearest.scores) <= 0)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +269,7 @@ def test_similar_items_are_of_the_same_taste_and_never_the_item_itself(
         assert item not in set(neighbours["item_id"])
         assert len(neighbours) == 4
         assert all(GROUP[i] == GROUP[item] for i in neighbours["item_id"]), (item, neighbours)
+    assert len(recommender.similar_items("i0", n=500)) == 19  # every other item, no more
 
 
 def test_because_you_liked_names_a_liked_item_of_the_same_taste(
@@ -282,6 +325,9 @@ def test_an_unknown_id_is_named(recommender: Recommender) -> None:
         recommender.recommend_many(["u0", "nobody"])
     with pytest.raises(UnknownIdError, match="unknown item id 'nothing'"):
         recommender.similar_items("nothing")
+    if recommender.model.rating_range is not None:
+        with pytest.raises(UnknownIdError, match="unknown item id 'nothing'"):
+            recommender.predict(pd.DataFrame({"user_id": ["u1"], "item_id": ["nothing"]}))
 
 
 def test_the_batched_answer_equals_the_one_user_answer(recommender: Recommender) -> None:
