@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
+from recsys.data.id_maps import IdMap
 from recsys.data.loaders import DataLoaders, TensorBatches
-from recsys.data.ratings import IdMap, RatingsTable, read_ratings
+from recsys.data.ratings import RatingsTable, read_ratings
 from recsys.data.splits import Split, cutoff_split, random_split, temporal_split, time_split
 
 DEFAULT_BATCH_SIZE = 512

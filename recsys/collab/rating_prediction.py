@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 from recsys.collab.baseline import RatingBaseline
+from recsys.data.id_maps import IdMap, UnknownIdError
 from recsys.data.metadata import MetadataEncoder, aligned
-from recsys.data.ratings import IdMap, UnknownIdError
 from recsys.models.scorer import CollabScorer, NoRatingScaleError
 
 # A pair with an id the model cannot score: refuse the request, or answer the baseline.

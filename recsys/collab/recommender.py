@@ -32,8 +32,8 @@ from recsys.collab.interactions import Interactions
 from recsys.collab.rating_prediction import RatingPredictions, RatingPredictor, Unknown
 from recsys.collab.recommender_state import RecommenderState
 from recsys.collab.top_k import finite_rows, top_k
+from recsys.data.id_maps import LIKED_AT, IdMap, SharedIdMaps, UnknownIdError
 from recsys.data.metadata import MetadataEncoder
-from recsys.data.ratings import LIKED_AT, IdMap, SharedIdMaps, UnknownIdError
 from recsys.db.identity import check_identity
 from recsys.models.scorer import (
     CollabScorer,

@@ -14,8 +14,8 @@ import torch
 
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
+from recsys.data.id_maps import ID_SEPARATOR, IdMap, PackedIds, SharedIdMaps, pack_ids
 from recsys.data.metadata import MetadataEncoder
-from recsys.data.ratings import ID_SEPARATOR, IdMap, PackedIds, SharedIdMaps, pack_ids
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.collab.recommender import Recommender
-from recsys.data.ratings import UnknownIdError
+from recsys.data.id_maps import UnknownIdError
 
 DEFAULT_MIN_RATINGS = 20
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from sqlalchemy import Engine
 
-from recsys.data.ratings import IdMap, UnknownIdError, read_rating_changes, read_ratings
+from recsys.data.id_maps import IdMap, UnknownIdError
+from recsys.data.ratings import read_rating_changes, read_ratings
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
 
