@@ -19,7 +19,7 @@ from recsys.data.loaders import DataLoaders
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.train import distributed
-from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device
+from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device, with_fit_defaults
 from recsys.train.metrics import mae, rmse
 
 # Chosen by the grid in `benchmarks/collab.py --search` on MovieLens-100k (random
@@ -160,8 +160,7 @@ def collab_learner(
             )
         )
         defaults = DOT_DEFAULTS["fit"]
-    kwargs.setdefault("fit_defaults", defaults)
-    kwargs.setdefault("wd", defaults.wd)
+    kwargs = with_fit_defaults(kwargs, defaults)
     return CollabLearner(data, model, **kwargs)
 
 

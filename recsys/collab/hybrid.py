@@ -21,7 +21,7 @@ from recsys.collab.dataset import CollabData
 from recsys.collab.recommender_state import RecommenderState
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.models.hybrid_net import HybridNN, HybridNNConfig
-from recsys.train.learner import FitDefaults
+from recsys.train.learner import FitDefaults, with_fit_defaults
 
 # EmbeddingNN's tuned schedule. Id dropout 0.05-0.25, weight decay 0.05-1.0, lr 1e-2 and
 # a wider MLP were tried on both splits of `benchmarks/hybrid.py`; none was clearly
@@ -84,6 +84,5 @@ def hybrid_learner(
         torch.from_numpy(decades),
     )
     defaults: FitDefaults = HYBRID_DEFAULTS["fit"]  # type: ignore[assignment]
-    kwargs.setdefault("fit_defaults", defaults)
-    kwargs.setdefault("wd", defaults.wd)
+    kwargs = with_fit_defaults(kwargs, defaults)
     return HybridLearner(data, model, encoder, **kwargs)

@@ -33,7 +33,7 @@ from recsys.data.sampling import NegativeSampledBatches
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.two_tower import TwoTower, TwoTowerConfig
 from recsys.train.callbacks import Callback, SaveBest
-from recsys.train.learner import FitDefaults
+from recsys.train.learner import FitDefaults, with_fit_defaults
 from recsys.train.losses import (
     PairwiseScores,
     SampledSoftmaxScores,
@@ -122,8 +122,7 @@ def ranking_learner(
         defaults = RANKING_DOT_DEFAULTS["fit"]
     else:
         raise ValueError(f"model must be dot, nn, ease or ials, not {model!r}")
-    kwargs.setdefault("fit_defaults", defaults)
-    kwargs.setdefault("wd", defaults.wd)
+    kwargs = with_fit_defaults(kwargs, defaults)
     cbs = [RankingMetrics(k), SaveBest("ndcg"), *cbs]
     n_negatives = N_NEGATIVES[model] if n_negatives is None else n_negatives
     if loss == "softmax":

@@ -20,7 +20,7 @@ from recsys.data.splits import random_split
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.tabular.processing import TabularProcessor
-from recsys.train.learner import FitDefaults, Learner
+from recsys.train.learner import FitDefaults, Learner, with_fit_defaults
 from recsys.train.metrics import accuracy, mae, rmse
 
 ADULT = Path(str(files("recsys") / "bundled" / "adult" / "adult.parquet"))  # census income
@@ -175,8 +175,7 @@ def tabular_learner(
             y_range=y_range,
         )
     )
-    kwargs.setdefault("fit_defaults", TABULAR_DEFAULTS)
-    kwargs.setdefault("wd", TABULAR_DEFAULTS.wd)
+    kwargs = with_fit_defaults(kwargs, TABULAR_DEFAULTS)
     return TabularLearner(data, model, **kwargs)
 
 

@@ -10,7 +10,6 @@ Callbacks run in ``order``, lowest first.
 from __future__ import annotations
 
 import copy
-import math
 import operator
 import time
 from pathlib import Path
@@ -272,45 +271,6 @@ class GradientClip(Callback):
             p for p in self.learn.model.parameters() if p.grad is not None and not p.grad.is_sparse
         ]
         torch.nn.utils.clip_grad_norm_(dense, self.max_norm)
-
-
-class LRFinder(Callback):
-    """Raises the learning rate exponentially each batch; stops when the loss diverges."""
-
-    order = 10
-
-    def __init__(self, start_lr: float, end_lr: float, num_it: int, stop_div: bool) -> None:
-        self.start_lr, self.end_lr, self.num_it, self.stop_div = start_lr, end_lr, num_it, stop_div
-        self.lrs: list[float] = []
-        self.losses: list[float] = []
-
-    def before_fit(self) -> None:
-        self.step, self.best, self.smoothed = 0, math.inf, 0.0
-
-    def before_batch(self) -> None:
-        if self.learn.training:
-            self.learn.set_hyper(
-                "lr", self.start_lr * (self.end_lr / self.start_lr) ** (self.step / self.num_it)
-            )
-
-    def after_batch(self) -> None:
-        if not self.learn.training:
-            return
-        loss = self.learn.loss.item()
-        self.step += 1
-        # Exponentially weighted average with bias correction, as in the 1cycle papers.
-        self.smoothed = 0.98 * self.smoothed + 0.02 * loss
-        smoothed = self.smoothed / (1 - 0.98**self.step)
-        self.lrs.append(self.learn.hyper("lr"))
-        self.losses.append(smoothed)
-        self.best = min(self.best, smoothed)
-        if not math.isfinite(smoothed) or (self.stop_div and smoothed > 4 * self.best):
-            raise CancelFit
-        if self.step >= self.num_it:
-            raise CancelFit
-
-    def before_validate(self) -> None:
-        raise CancelValidation
 
 
 class SkipValidation(Callback):

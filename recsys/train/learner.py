@@ -8,14 +8,11 @@ do the scheduling, recording, progress display, early stopping and checkpoints.
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -27,12 +24,12 @@ from recsys.train.callbacks import (
     Callback,
     CancelFit,
     CancelValidation,
-    LRFinder,
     ParamScheduler,
     ProgressCallback,
     Recorder,
     SkipValidation,
 )
+from recsys.train.lr_finder import LRFindResult, find_lr
 from recsys.train.optim import Optimizers, make_optimizer
 from recsys.train.schedules import one_cycle_lr, one_cycle_momentum
 
@@ -87,23 +84,10 @@ class FitDefaults:
     wd: float = 0.01
 
 
-@dataclass
-class LRFindResult:
-    """Learning rates tried, smoothed losses, and suggested learning rates."""
-
-    lrs: list[float]
-    losses: list[float]
-    valley: float
-    steep: float
-    minimum: float  # a tenth of the learning rate at the lowest loss
-
-    def plot(self, path: Path | str) -> Path:
-        """Loss against learning rate, with the suggestions marked, as a PNG."""
-        from recsys.train.training_plots import plot_lr_find
-
-        return plot_lr_find(
-            self.lrs, self.losses, {"valley": self.valley, "steep": self.steep}, Path(path)
-        )
+def with_fit_defaults(kwargs: dict[str, Any], defaults: FitDefaults) -> dict[str, Any]:
+    """A learner factory's keyword arguments with its model's ``defaults`` filled in: the
+    fit settings, and their weight decay as the learner's own; what the caller gave wins."""
+    return {"fit_defaults": defaults, "wd": defaults.wd, **kwargs}
 
 
 class Learner:
@@ -368,22 +352,9 @@ class Learner:
     def lr_find(
         self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True
     ) -> LRFindResult:
-        """Mock-train with an exponentially growing lr; restore the weights; suggest an lr."""
-        saved_model = copy.deepcopy(self.model.state_dict())
-        saved_opt = self.opt
-        self.opt = None
-        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
-        progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
-        for cb in progress:
-            self.cbs.remove(cb)
-        try:
-            n_epoch = math.ceil(num_it / max(len(self.dls.train), 1))
-            self.fit(n_epoch, lr=start_lr, cbs=[finder])
-        finally:
-            self.model.load_state_dict(saved_model)
-            self.opt = saved_opt
-            self.add_cbs(progress)
-        return _suggest(finder.lrs, finder.losses)
+        """Mock-train with an exponentially growing lr; restore the weights; suggest an lr
+        (recsys.train.lr_finder)."""
+        return find_lr(self, start_lr, end_lr, num_it, stop_div)
 
     # -- persistence -----------------------------------------------------------------------
     @property
@@ -404,33 +375,3 @@ class Learner:
     def load(self, path: Path | str) -> None:
         """Load weights saved by :meth:`save` into this learner's model."""
         self.scoring_model.load_state_dict(load_artifact(path).model.state_dict())
-
-
-def _suggest(lrs: list[float], losses: list[float]) -> LRFindResult:
-    """Suggestions from the finder's curve.
-
-    valley: inside the longest stretch over which the loss keeps falling, a point
-    two thirds of the way down it (the robust pick fastai popularised). steep: the
-    steepest descent of loss against log(lr) within that stretch.
-    """
-    if len(lrs) < 3:
-        raise RuntimeError("lr_find ran fewer than 3 batches: use more data or a larger num_it")
-    if len(lrs) > 15:
-        # The first batches are dominated by smoothing warm-up, the last by divergence.
-        lrs, losses = lrs[5:-5], losses[5:-5]
-    log_lrs, loss = np.log(np.asarray(lrs)), np.asarray(losses)
-    n = len(loss)
-    run = np.ones(n, dtype=int)  # run[i]: longest decreasing subsequence ending at i
-    for i in range(1, n):
-        for j in range(i):
-            if loss[i] < loss[j] and run[i] < run[j] + 1:
-                run[i] = run[j] + 1
-    end = int(np.argmax(run))
-    start = end - run[end] + 1
-    third = (end - start) / 3
-    valley = lrs[min(start + int(third) + int(third / 2), n - 1)]
-    # Steepest descent, looked for inside that stretch so early noise cannot win.
-    slopes = np.gradient(loss, log_lrs)
-    steep = lrs[start + int(np.nanargmin(slopes[start : end + 1]))]
-    minimum = lrs[int(np.nanargmin(loss))] / 10
-    return LRFindResult(list(lrs), list(losses), valley=valley, steep=steep, minimum=minimum)

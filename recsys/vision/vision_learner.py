@@ -18,7 +18,7 @@ from recsys.artifacts import load_artifact
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
-from recsys.train.learner import FitDefaults, Learner
+from recsys.train.learner import FitDefaults, Learner, with_fit_defaults
 from recsys.train.metrics import accuracy, error_rate
 from recsys.vision.data import ImageData, ImageFiles, ImageTransform, open_image
 
@@ -153,8 +153,7 @@ def vision_learner(
         )
     else:
         model = TimmNet(TimmNetConfig(arch, n_classes, channels))
-    kwargs.setdefault("fit_defaults", VISION_DEFAULTS)
-    kwargs.setdefault("wd", VISION_DEFAULTS.wd)
+    kwargs = with_fit_defaults(kwargs, VISION_DEFAULTS)
     return VisionLearner(data, model, **kwargs)
 
 
