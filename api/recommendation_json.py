@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from fastapi import Response
 
@@ -33,7 +34,10 @@ class ItemFragments:
     """Per model item: the JSON that starts its entry, and its title as a JSON value."""
 
     def __init__(
-        self, item_ids: Sequence[object], titles: Sequence[str | None], genres: Sequence[list[str]]
+        self,
+        item_ids: Sequence[object] | np.ndarray,
+        titles: Sequence[str | None],
+        genres: Sequence[list[str]],
     ) -> None:
         self.heads = [
             b'{"item_id":%s,"title":%s,"genres":%s,"score":'

@@ -61,7 +61,9 @@ def database() -> Iterator[Engine]:
                 f"API) held its write lock for over {WRITER_WAIT_SECONDS:.0f} s; nothing was "
                 "written: run this again when it has finished"
             ) from None
-        raise fail(f"database {url}: {error.__class__.__name__}: {error.orig or error}") from None
+        raise fail(
+            f"database {url}: {error.__class__.__name__}: {getattr(error, 'orig', None) or error}"
+        ) from None
     except LIBRARY_ERRORS as error:
         raise fail(str(error)) from None
     except OSError as error:  # a file: full disk, no permission, gone

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -84,7 +85,7 @@ class ItemIndex:
     @classmethod
     def load(cls, path: Path, ef_search: int = EF_SEARCH) -> ItemIndex:
         index = faiss.read_index(str(path))
-        faiss.downcast_index(index).hnsw.efSearch = ef_search
+        cast(Any, faiss.downcast_index(index)).hnsw.efSearch = ef_search  # an HNSW index
         return cls(index)
 
 

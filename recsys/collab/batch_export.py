@@ -79,7 +79,9 @@ def _rows(user_ids: np.ndarray, tops: list) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "user_id": np.repeat(np.asarray(user_ids, dtype=object).astype(str), counts),
-            "rank": np.concatenate([np.arange(1, c + 1) for c in counts] or [[]]).astype(np.int32),
+            "rank": np.concatenate(
+                [np.arange(1, c + 1) for c in counts] or [np.empty(0, dtype=np.int64)]
+            ).astype(np.int32),
             "item_id": np.concatenate([top.item_ids for top in tops] or [[]]).astype(str),
             "score": np.concatenate([top.scores for top in tops] or [[]]).astype(np.float32),
         }

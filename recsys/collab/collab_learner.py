@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from recsys.collab.recommender_state import RecommenderState
 from recsys.data.loaders import DataLoaders
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
+from recsys.models.scorer import CollabScorer
 from recsys.train import distributed
 from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device, with_fit_defaults
 from recsys.train.metrics import mae, rmse
@@ -43,6 +44,12 @@ class CollabLearner(Learner):
     selection_label = "RMSE"
     compared_unit = "held-out ratings"
     higher_is_better = False
+
+    @property
+    def scoring_model(self) -> CollabScorer:
+        """The collaborative model inside (see ``Learner.scoring_model``)."""
+        return cast(CollabScorer, super().scoring_model)
+
     reported_metrics: tuple[str, ...] = ("rmse", "mae", "valid_loss", "train_loss")
     summary_metrics: tuple[str, ...] = ("rmse", "mae")  # what a person is shown
 
@@ -52,7 +59,7 @@ class CollabLearner(Learner):
         model: torch.nn.Module,
         loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
         metrics: Sequence[Metric] = (rmse, mae),
-        dls: DataLoaders | None = None,
+        dls: DataLoaders[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(dls or data.dls, model, loss_func, metrics=metrics, **kwargs)

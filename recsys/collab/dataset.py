@@ -43,7 +43,7 @@ def default_batch_size(n_train: int) -> int:
 class CollabData:
     """Training and validation ratings as index tensors, with the id maps."""
 
-    dls: DataLoaders
+    dls: DataLoaders[TensorBatches]
     user_map: IdMap
     item_map: IdMap
     seen: Interactions  # the training ratings

@@ -141,7 +141,7 @@ class RatingPredictor:
             [id_map.index(i) if k else len(id_map) for i, k in zip(ids, known, strict=True)],
             dtype=np.int64,
         )
-        rows = aligned(metadata, id_col, ids.to_numpy(dtype=object))  # type: ignore[arg-type]
+        rows = aligned(metadata, id_col, ids.to_numpy(dtype=object))
         return rows.reset_index(drop=True), indices
 
 

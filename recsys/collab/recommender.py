@@ -200,7 +200,7 @@ class Recommender:
         seen = [self.seen.seen(int(u)) for u in users] if exclude_seen else None
         wanted = n + offset
         # Over-fetch: candidates are scored exactly, and the search misses a few.
-        left_out = max(map(len, seen or [[]])) + len(exclude) + self.hidden.count
+        left_out = max(map(len, seen or [np.empty(0)])) + len(exclude) + self.hidden.count
         k = min(len(self.item_map), max(OVER_FETCH * wanted, 100) + left_out)
         device_users = torch.from_numpy(users).to(self.device)
         queries = self.model.user_search_vectors(device_users).cpu().numpy()
@@ -410,8 +410,8 @@ class Recommender:
                 self._folded[key] = scores
                 while len(self._folded) > FOLD_IN_CACHE:
                     self._folded.popitem(last=False)
-        rated = [indices] if exclude_seen else None
-        return self._ranked(scores[None].clone(), n, rated, exclude, allowed, offset)[0]
+        seen = [indices] if exclude_seen else None
+        return self._ranked(scores[None].clone(), n, seen, exclude, allowed, offset)[0]
 
     # -- ratings ---------------------------------------------------------------------------
     def predict(

@@ -58,7 +58,8 @@ class RecommenderState:
         missing = [name for name in required if name not in extra]
         if missing:
             raise ValueError(f"not a collaborative model file: no {', '.join(missing)}")
-        return cls(**{name: extra.get(name) for name in names})
+        found: dict[str, Any] = {name: extra.get(name) for name in names}
+        return cls(**found)
 
     def extra(self) -> dict[str, Any]:
         """As saved beside the weights (absent fields left out)."""

@@ -217,13 +217,15 @@ class ItemCatalog:
             raise UnknownGenreError(f"unknown genre {name!r}; known genres: {known}")
         return self.genre_names[key]
 
-    def genre_mask(self, names: Sequence[str], item_ids: Sequence[object]) -> np.ndarray:
+    def genre_mask(
+        self, names: Sequence[str], item_ids: Sequence[object] | np.ndarray
+    ) -> np.ndarray:
         """Which of ``item_ids`` (in order) have any of the genres ``names``."""
         wanted = {self.genre(name) for name in names}
         genres = self.frame["genres"].reindex([str(i) for i in item_ids])
         return np.array([isinstance(g, list) and bool(wanted & set(g)) for g in genres])
 
-    def aligned(self, item_ids: Sequence[object]) -> pd.DataFrame:
+    def aligned(self, item_ids: Sequence[object] | np.ndarray) -> pd.DataFrame:
         """One row per id in ``item_ids`` (missing rows: no title, no genres, no ratings)."""
         rows = self.frame.reindex([str(i) for i in item_ids]).reset_index(drop=True)
         rows["item_id"] = [str(i) for i in item_ids]

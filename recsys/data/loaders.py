@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 import torch
-from torch.utils.data import DataLoader
 
 
 class TensorBatches:
@@ -97,21 +97,24 @@ class TensorBatches:
             yield tuple(t[start : start + self.batch_size] for t in tensors)
 
 
-Batches = TensorBatches | DataLoader
+B = TypeVar("B")  # the kind of batches: TensorBatches, NegativeSampledBatches, a DataLoader
 
 
 @dataclass
-class DataLoaders:
-    """The training and validation batches a learner fits on."""
+class DataLoaders(Generic[B]):
+    """The training and validation batches a learner fits on: ``DataLoaders[TensorBatches]``
+    for ratings and tables, ``DataLoaders[DataLoader]`` for images."""
 
-    train: Batches
-    valid: Batches
+    train: B
+    valid: B
 
-    def to(self, device: torch.device | str) -> DataLoaders:
+    def to(self, device: torch.device | str) -> DataLoaders[B]:
         """Move in-memory batches to ``device``; DataLoader batches move per batch."""
 
-        def move(batches: Batches) -> Batches:
-            return batches.to(device) if isinstance(batches, TensorBatches) else batches
+        def move(batches: B) -> B:
+            if isinstance(batches, TensorBatches):
+                return cast(B, batches.to(device))
+            return batches
 
         return DataLoaders(move(self.train), move(self.valid))
 

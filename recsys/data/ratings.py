@@ -16,6 +16,7 @@ import torch
 from sqlalchemy import Connection, Engine, Table, literal, select, true, tuple_
 
 from recsys.data.id_maps import IdMap
+from recsys.db.engine import driver_connection
 from recsys.db.tables import deletions, items, ratings, users
 from recsys.db.write_log import write_number
 
@@ -106,7 +107,7 @@ def read_ratings(
         # The driver's own cursor, not SQLAlchemy rows: this loop is the whole cost
         # of building a data set, and tuples -> one float64 array is the fast path.
         # PostgreSQL streams through a server-side (named) cursor; SQLite steps lazily.
-        driver = connection.connection.driver_connection
+        driver = driver_connection(connection)
         is_postgres = connection.dialect.name == "postgresql"
         cursor = driver.cursor(name="recsys_read_ratings") if is_postgres else driver.cursor()
         try:

@@ -47,7 +47,9 @@ def temporal_split(users: np.ndarray, timestamps: np.ndarray, valid_pct: float =
     positions = np.arange(n_rows)
     order = np.lexsort((positions, np.asarray(timestamps), users))  # user, time, row
     sorted_users = users[order]
-    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if n_rows else []
+    starts: np.ndarray | list[int] = (
+        np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if n_rows else []
+    )
     counts = np.diff(np.r_[starts, n_rows]) if n_rows else np.empty(0, dtype=np.int64)
     n_valid = np.minimum(np.floor(counts * valid_pct + 0.5).astype(np.int64), counts - 1)
     # Rank of each sorted row inside its user's block, and whether it is in the tail.

@@ -245,3 +245,11 @@ def dialect_insert(connection: Connection, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"recsys supports SQLite and PostgreSQL, not {dialect}")
+
+
+def driver_connection(connection: Connection) -> Any:
+    """The driver's own connection under ``connection`` (sqlite3's or psycopg's), for the
+    bulk paths that go around SQLAlchemy's rows; always there on a live connection."""
+    driver = connection.connection.driver_connection
+    assert driver is not None, "the connection is closed"
+    return driver

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.types import JSON
 
 from recsys.db import validate
-from recsys.db.engine import dialect_insert
+from recsys.db.engine import dialect_insert, driver_connection
 from recsys.db.sources import Chunk, IngestError, TableSource
 from recsys.db.tables import Json, items, ratings, users
 
@@ -60,7 +60,7 @@ class ColumnNames:
 
 def staging_tables() -> MetaData:
     staging = MetaData()
-    temporary = {"prefixes": ["TEMPORARY"]}
+    temporary = ["TEMPORARY"]
     Table(
         "staging_users",
         staging,
@@ -71,7 +71,7 @@ def staging_tables() -> MetaData:
         Column("occupation", String(64)),
         Column("zip_code", String(32)),
         Column("attributes", Json),
-        **temporary,
+        prefixes=temporary,
     )
     Table(
         "staging_items",
@@ -82,7 +82,7 @@ def staging_tables() -> MetaData:
         Column("release_date", Date),
         Column("genres", Json),
         Column("attributes", Json),
-        **temporary,
+        prefixes=temporary,
     )
     Table(
         "staging_ratings",
@@ -92,7 +92,7 @@ def staging_tables() -> MetaData:
         Column("item_id", Integer),
         Column("value", Float),
         Column("timestamp", BigInteger),
-        **temporary,
+        prefixes=temporary,
     )
     # One chunk's distinct external ids at a time, to find (or create) their internal ids.
     Table(
@@ -100,7 +100,7 @@ def staging_tables() -> MetaData:
         staging,
         Column("row", BigInteger),
         Column("external_id", String(255)),
-        **temporary,
+        prefixes=temporary,
     )
     return staging
 
@@ -137,7 +137,7 @@ def bulk_insert(connection: Connection, table: Table, rows: pd.DataFrame) -> Non
         return
     names = [c.name for c in table.columns]
     values = [_python_values(rows[c.name], isinstance(c.type, JSON)) for c in table.columns]
-    driver = connection.connection.driver_connection
+    driver = driver_connection(connection)
     if connection.dialect.name == "postgresql":
         # One CSV text per chunk: psycopg's per-row copy would be most of the time.
         buffer = io.StringIO()
@@ -300,7 +300,7 @@ def _driver_integers(connection: Connection, query: Any, count: int) -> np.ndarr
     """A one-column integer query's values, read through the driver's cursor: without
     SQLAlchemy's row objects, a third of the time ids took in a 20M-row load."""
     sql = str(query.compile(dialect=connection.dialect))
-    cursor = connection.connection.driver_connection.cursor()
+    cursor = driver_connection(connection).cursor()
     try:
         cursor.execute(sql)
         return np.fromiter((row[0] for row in cursor), dtype=np.int64, count=count)

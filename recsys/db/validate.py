@@ -247,7 +247,7 @@ def _refuse_lookalikes(
 ) -> None:
     """See :func:`lookalike`; only the rows with non-ASCII text are looked at one by one."""
     wide = text.astype("str").str.contains(NON_ASCII.pattern).fillna(False).to_numpy(dtype=bool)
-    for position in np.flatnonzero(wide):
+    for position in np.flatnonzero(wide).tolist():
         value = text.iloc[position]
         if isinstance(value, str) and (problem := lookalike(value, title)) is not None:
             raise _fail(chunk, source, position, f"{column} {value!r} contains {problem}")
@@ -344,7 +344,7 @@ def unix_seconds(chunk: Chunk, source: str, column: str) -> pd.Series:
         # another resolution, which a nanosecond Series cannot hold.
         text = _text(raw.where(numeric.isna()))
         seconds = numeric.to_numpy(dtype=np.float64, na_value=np.nan).copy()
-        for position in np.flatnonzero(numeric.isna().to_numpy()):
+        for position in np.flatnonzero(numeric.isna().to_numpy()).tolist():
             seconds[position] = _iso_seconds(chunk, source, column, position, text.iloc[position])
         return pd.Series(seconds.astype(np.int64), index=raw.index)
     bad = parsed.isna().to_numpy()

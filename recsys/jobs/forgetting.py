@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -26,8 +27,12 @@ def requested_config(version: ModelVersion) -> TrainConfig:
     """The settings ``version`` was asked to train with (its choices on the hold-out are
     made again, on the data as it is now)."""
     known = {f.name for f in fields(TrainConfig)}
-    given = {k: v for k, v in version.hyperparameters.items() if k in known}
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+    given: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in version.hyperparameters.items()
+        if k in known
+    }
+    return TrainConfig(**given)
 
 
 def retrain_forgetting(

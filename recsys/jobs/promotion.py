@@ -38,6 +38,7 @@ def compare_with_active(learn: CollabLearner, version: ModelVersion) -> tuple[fl
     rows = unseen_by_active(learn, version)
     if not rows.any():
         return float("nan"), float("nan"), 0
+    assert version.artifact_path is not None  # an active version has its weights
     return learn.compare_with(load_recommender(version.artifact_path), rows)
 
 

@@ -65,7 +65,7 @@ class DotProductBias(CollabScorer):
             return logits
         return sigmoid_range(logits, *self.config.y_range)
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         """The tables that get sparse gradients (all four, when ``config.sparse``)."""
         if not self.config.sparse:
             return []

@@ -101,6 +101,11 @@ class EASE(CollabScorer):
     vectors of their own.
     """
 
+    item_weights: torch.Tensor  # buffers: B and the users' rows (CSR)
+    history_indptr: torch.Tensor
+    history_indices: torch.Tensor
+    history_weights: torch.Tensor
+
     def __init__(self, config: EASEConfig) -> None:
         super().__init__()
         self.config = config

@@ -76,7 +76,7 @@ class EmbeddingNN(CollabScorer):
             ]
         )
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         """The embedding tables, when ``config.sparse``; the MLP stays dense."""
         if not self.config.sparse:
             return []

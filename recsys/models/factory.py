@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -38,7 +38,8 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
     name = type(model).__name__
     if name not in MODELS:
         return None
-    return {"class": name, "config": asdict(model.config)}  # type: ignore[arg-type]
+    config = cast(Any, model).config  # every registered model keeps its config dataclass
+    return {"class": name, "config": asdict(config)}
 
 
 def build_model(spec: dict[str, Any] | None) -> nn.Module:

@@ -38,6 +38,10 @@ class HybridNNConfig:
 class HybridNN(CollabScorer):
     """Metadata per user and item index lives in buffers saved with the weights."""
 
+    user_metadata: torch.Tensor  # buffers: each known user's and item's metadata
+    item_genres: torch.Tensor
+    item_decades: torch.Tensor
+
     def __init__(self, config: HybridNNConfig) -> None:
         super().__init__()
         self.config = config
@@ -73,7 +77,7 @@ class HybridNN(CollabScorer):
 
     @property
     def user_width(self) -> int:
-        deep = self.user_id.embedding_dim + sum(e.embedding_dim for e in self.user_fields)
+        deep = self.user_id.embedding_dim + sum(map(embedding_size, self.config.user_cardinalities))
         return deep + self.wide_width
 
     @property

@@ -47,6 +47,9 @@ class IALSConfig:
 class IALS(CollabScorer):
     """User and item vectors whose inner products rank items; no rating scale."""
 
+    user_factors: torch.Tensor  # buffers: filled by the solver, not by gradients
+    item_factors: torch.Tensor
+
     def __init__(self, config: IALSConfig) -> None:
         super().__init__()
         self.config = config
@@ -120,7 +123,7 @@ class Rows:
         counts = np.diff(self.indptr)
         order = np.argsort(-counts, kind="stable")
         order = order[counts[order] > 0]
-        chunks = []
+        chunks: list[tuple[torch.Tensor, ...]] = []
         start = 0
         while start < len(order):
             longest = int(counts[order[start]])

@@ -9,6 +9,7 @@ max-pooling, then batch norm, dropout and a linear classifier.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -39,7 +40,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
         self.convs = nn.Sequential(conv_bn(c_in, c_out, stride), conv_bn(c_out, c_out, relu=False))
-        nn.init.zeros_(self.convs[1][1].weight)  # each block starts as the identity
+        last_norm = cast(nn.BatchNorm2d, cast(nn.Sequential, self.convs[1])[1])
+        nn.init.zeros_(last_norm.weight)  # each block starts as the identity
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(

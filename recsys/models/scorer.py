@@ -120,7 +120,7 @@ class CollabScorer(nn.Module, metaclass=ABCMeta):
             f"{type(self).__name__} scores known ids only; train --model hybrid for metadata"
         )
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         """The tables trained with sparse gradients (none unless the model says so)."""
         return []
 

@@ -37,7 +37,7 @@ class TabularModel(nn.Module):
         )
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.cont_norm = nn.BatchNorm1d(config.n_cont) if config.n_cont else None
-        width = sum(e.embedding_dim for e in self.embeddings) + config.n_cont
+        width = sum(embedding_size(n) for n in config.cardinalities) + config.n_cont
         blocks: list[nn.Module] = []
         for size in config.layers:
             blocks += [

@@ -106,7 +106,7 @@ class TwoTower(CollabScorer):
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.item_bias.T, self._users(users), self._all_items().T)
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         """The embedding tables and item biases, when ``config.sparse``; towers stay dense."""
         if not self.config.sparse:
             return []

@@ -130,7 +130,8 @@ class ServingSnapshot:
                 np.zeros((0, 0)) if self.item_similarity is None else self.item_similarity
             ).astype("<f4"),
         }
-        layout, offset = {}, 0
+        layout: dict[str, dict[str, Any]] = {}
+        offset = 0
         for name, array in arrays.items():
             offset = -(-offset // ALIGN) * ALIGN
             layout[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "at": offset}

@@ -33,7 +33,7 @@ TABULAR_DEFAULTS = FitDefaults(n_epoch=5, lr_max=1e-2, wd=0.1)
 class TabularData:
     """Processed training and validation tensors, and the processor that made them."""
 
-    dls: DataLoaders
+    dls: DataLoaders[TensorBatches]
     processor: TabularProcessor
     valid_index: list[Any]  # the frame's row labels of the validation rows, in batch order
 

@@ -55,7 +55,7 @@ def _order(cb: Callback) -> int:
     return cb.order
 
 
-def _shard(dls: DataLoaders, context: distributed.Distributed) -> DataLoaders:
+def _shard(dls: DataLoaders[Any], context: distributed.Distributed) -> DataLoaders[Any]:
     if not isinstance(dls.train, TensorBatches):
         raise NotImplementedError(
             "data-parallel training needs in-memory TensorBatches; a DataLoader would need a "
@@ -106,7 +106,7 @@ class Learner:
 
     def __init__(
         self,
-        dls: DataLoaders,
+        dls: DataLoaders[Any],
         model: nn.Module,
         loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         metrics: Sequence[Metric] = (),

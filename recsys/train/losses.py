@@ -24,7 +24,7 @@ class TrainingObjective(nn.Module):
         super().__init__()
         self.scorer = scorer
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         return self.scorer.sparse_parameters()
 
 
@@ -46,6 +46,9 @@ class SampledSoftmaxScores(TrainingObjective):
     drawn item equal to the row's chosen item is masked. With ``n_negatives`` at
     least the catalog size, the candidates are simply every item (exact softmax).
     """
+
+    probabilities: torch.Tensor  # buffers: q(i), and its log
+    log_q: torch.Tensor
 
     def __init__(
         self, scorer: CollabScorer, item_counts: torch.Tensor, n_negatives: int, alpha: float = 0.75

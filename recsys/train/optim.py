@@ -98,7 +98,9 @@ class SparseAdamW(torch.optim.Optimizer):
         the CPU, where the calls above were most of an epoch."""
         from recsys.train.sparse_rows import adamw_rows  # numba: only training pays its import
 
-        rows = param.grad._indices()[0]
+        grad = param.grad
+        assert grad is not None  # stepped only when it has a gradient
+        rows = grad._indices()[0]
         # Scratch, not state: a row -> slot table (-1 between steps), and room for a batch.
         scratch = self._scratch.get(param)
         if scratch is None or len(scratch[1]) < len(rows):
@@ -117,7 +119,7 @@ class SparseAdamW(torch.optim.Optimizer):
             state["row_log_decay"].numpy(),
             slot,
             rows.numpy(),
-            param.grad._values().reshape(len(rows), -1).contiguous().numpy(),
+            grad._values().reshape(len(rows), -1).contiguous().numpy(),
             summed,
             touched,
             step_size,

@@ -38,9 +38,9 @@ def folder_files(folder: Path, valid_pct: float = 0.2, seed: int = 42) -> pd.Dat
             )
         return pd.concat(parts, ignore_index=True)
     files, labels, classes = labelled_files(folder)
-    split = np.full(len(files), "train", dtype=object)
-    split[random_split(len(files), valid_pct, seed).valid] = "valid"
-    return pd.DataFrame({"file": files, "split": split, "actual": [classes[i] for i in labels]})
+    assigned = np.full(len(files), "train", dtype=object)
+    assigned[random_split(len(files), valid_pct, seed).valid] = "valid"
+    return pd.DataFrame({"file": files, "split": assigned, "actual": [classes[i] for i in labels]})
 
 
 def top_loss_listing(

@@ -184,7 +184,7 @@ def channel_stats(
 class ImageData:
     """Training and validation DataLoaders over an image folder, with the transform."""
 
-    dls: DataLoaders
+    dls: DataLoaders[DataLoader]
     transform: ImageTransform
     train_files: list[Path]
     valid_files: list[Path]
