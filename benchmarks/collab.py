@@ -204,10 +204,10 @@ def table(device: str) -> None:
     torch.manual_seed(0)
     dot = collab_learner(fast, progress=False, device=device)
     dot_s = timed_fit(dot)
-    d = DOT_DEFAULTS["fit"]
+    d = DOT_DEFAULTS.fit
     Row(
         "DotProductBias, recsys defaults",
-        f"{DOT_DEFAULTS['n_factors']} f, bs {DEFAULT_BATCH_SIZE}, lr {d.lr_max:g}, wd {d.wd:g}",
+        f"{DOT_DEFAULTS.n_factors} f, bs {DEFAULT_BATCH_SIZE}, lr {d.lr_max:g}, wd {d.wd:g}",
         d.n_epoch,
         *last(dot),
         dot_s,
@@ -217,10 +217,10 @@ def table(device: str) -> None:
     torch.manual_seed(0)
     nn = collab_learner(fast, use_nn=True, progress=False, device=device)
     nn_s = timed_fit(nn)
-    d = NN_DEFAULTS["fit"]
+    d = NN_DEFAULTS.fit
     Row(
         "EmbeddingNN, recsys defaults",
-        f"layers {list(NN_DEFAULTS['layers'])}, lr {d.lr_max:g}, wd {d.wd:g}",
+        f"layers {list(NN_DEFAULTS.layers)}, lr {d.lr_max:g}, wd {d.wd:g}",
         d.n_epoch,
         *last(nn),
         nn_s,

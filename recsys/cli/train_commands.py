@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
@@ -15,7 +15,9 @@ from recsys.cli.console import (
     out,
     require_schema,
 )
+from recsys.collab.dataset import SplitName
 from recsys.jobs.training_job import (
+    Promote,
     TrainConfig,
     describe_settings,
     fit_and_test,
@@ -31,7 +33,7 @@ def _train_config(settings: Settings, split: str, **options: Any) -> TrainConfig
     if split not in ("cutoff", "time", "temporal", "random"):
         raise fail(f"--split must be cutoff, time, temporal or random, not {split!r}")
     try:
-        return TrainConfig(split=split, device=settings.device, **options)
+        return TrainConfig(split=cast(SplitName, split), device=settings.device, **options)
     except ValueError as error:
         message = str(error).replace("objective ", "--objective ").replace("model ", "--model ")
         raise fail(message) from None
@@ -113,7 +115,9 @@ def train(
     with database() as engine:
         require_schema(engine)
         try:
-            result = train_and_register(engine, config, settings.artifact_dir, promote=promote)
+            result = train_and_register(
+                engine, config, settings.artifact_dir, promote=cast(Promote, promote)
+            )
         except ValueError as error:
             raise fail(str(error)) from None
     selected = result.fitted.selected
@@ -126,14 +130,14 @@ def train(
     metrics = selected.served_metrics()
     shown = selected.summary_metrics
     state = "is now active" if result.promoted else "was not promoted"
-    refit = (
+    refitted = (
         f"; refitted on all {result.fitted.served.data.dls.train.n_rows:,} ratings"
         if result.fitted.served is not selected
         else ""
     )
     out.print(
         f"{config.objective} model version {result.version_id} {state}: {result.reason} "
-        f"(hold-out {', '.join(f'{name} {metrics[name]:.4f}' for name in shown)}{refit})",
+        f"(hold-out {', '.join(f'{name} {metrics[name]:.4f}' for name in shown)}{refitted})",
         highlight=False,
     )
 

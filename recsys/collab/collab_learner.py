@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -23,10 +24,21 @@ from recsys.train import distributed
 from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device, with_fit_defaults
 from recsys.train.metrics import mae, rmse
 
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """A collaborative model kind's tuned size and schedule: what its factory uses when
+    not told (``n_factors`` for the factor models, ``layers`` for the deep ones)."""
+
+    fit: FitDefaults
+    n_factors: int = 0
+    layers: tuple[int, ...] = ()
+
+
 # Chosen by the grid in `benchmarks/collab.py --search` on MovieLens-100k (random
-# 80/20 split, seed 42, mean of two weight seeds); see the README for the figures.
-DOT_DEFAULTS = {"n_factors": 50, "fit": FitDefaults(n_epoch=8, lr_max=5e-3, wd=0.3)}
-NN_DEFAULTS = {"layers": (100,), "fit": FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5)}
+# 80/20 split, seed 42, mean of two weight seeds); see docs/library.md for the figures.
+DOT_DEFAULTS = ModelDefaults(FitDefaults(n_epoch=8, lr_max=5e-3, wd=0.3), n_factors=50)
+NN_DEFAULTS = ModelDefaults(FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5), layers=(100,))
 # Above this many embedding rows, tables get sparse gradients (SparseAdamW).
 SPARSE_ROWS = 50_000
 
@@ -145,28 +157,29 @@ def collab_learner(
     """
     if sparse is None:
         sparse = default_sparse(data, kwargs.get("device", "auto"))
+    model: CollabScorer
     if use_nn:
         model = EmbeddingNN(
             EmbeddingNNConfig(
                 data.n_users,
                 data.n_items,
-                layers=tuple(layers or NN_DEFAULTS["layers"]),
+                layers=tuple(layers or NN_DEFAULTS.layers),
                 y_range=y_range,
                 sparse=sparse,
             )
         )
-        defaults = NN_DEFAULTS["fit"]
+        defaults = NN_DEFAULTS.fit
     else:
         model = DotProductBias(
             DotProductBiasConfig(
                 data.n_users,
                 data.n_items,
-                n_factors or DOT_DEFAULTS["n_factors"],
+                n_factors or DOT_DEFAULTS.n_factors,
                 y_range,
                 sparse,
             )
         )
-        defaults = DOT_DEFAULTS["fit"]
+        defaults = DOT_DEFAULTS.fit
     kwargs = with_fit_defaults(kwargs, defaults)
     return CollabLearner(data, model, **kwargs)
 

@@ -5,7 +5,7 @@ weighting it scores with."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from recsys.collab.dataset import CollabData
 from recsys.collab.ranking_learner import LOW_RATING_WEIGHT, SolvedRankingLearner
@@ -78,7 +78,8 @@ class EASELearner(SolvedRankingLearner):
 
     def chosen_settings(self) -> dict[str, Any]:
         """The ridge and half-life chosen on the hold-out, for the solve on every rating."""
-        return {"l2": self.model.config.l2, "half_life": self.model.config.half_life}
+        config = cast(EASE, self.model).config
+        return {"l2": config.l2, "half_life": config.half_life}
 
 
 def training_history(data: CollabData) -> History:

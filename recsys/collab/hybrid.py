@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from recsys.collab.collab_learner import CollabLearner
+from recsys.collab.collab_learner import CollabLearner, ModelDefaults
 from recsys.collab.dataset import CollabData
 from recsys.collab.recommender_state import RecommenderState
 from recsys.data.metadata import MetadataEncoder, aligned
@@ -26,11 +26,7 @@ from recsys.train.learner import FitDefaults, with_fit_defaults
 # EmbeddingNN's tuned schedule. Id dropout 0.05-0.25, weight decay 0.05-1.0, lr 1e-2 and
 # a wider MLP were tried on both splits of `benchmarks/hybrid.py`; none was clearly
 # better on both (README).
-HYBRID_DEFAULTS = {
-    "layers": (100,),
-    "n_factors": 0,
-    "fit": FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5),
-}
+HYBRID_DEFAULTS = ModelDefaults(FitDefaults(n_epoch=10, lr_max=2e-2, wd=0.5), layers=(100,))
 ID_DROPOUT = 0.1
 
 
@@ -71,9 +67,9 @@ def hybrid_learner(
             user_cardinalities=encoder.user_cardinalities,
             n_genres=encoder.n_genre_columns,
             n_decades=encoder.n_decades,
-            layers=tuple(layers or HYBRID_DEFAULTS["layers"]),
+            layers=tuple(layers or HYBRID_DEFAULTS.layers),
             id_dropout=id_dropout,
-            n_factors=HYBRID_DEFAULTS["n_factors"] if n_factors is None else n_factors,
+            n_factors=HYBRID_DEFAULTS.n_factors if n_factors is None else n_factors,
             y_range=y_range,
         )
     )
@@ -83,6 +79,6 @@ def hybrid_learner(
         torch.from_numpy(genres),
         torch.from_numpy(decades),
     )
-    defaults: FitDefaults = HYBRID_DEFAULTS["fit"]  # type: ignore[assignment]
+    defaults = HYBRID_DEFAULTS.fit
     kwargs = with_fit_defaults(kwargs, defaults)
     return HybridLearner(data, model, encoder, **kwargs)

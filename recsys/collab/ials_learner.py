@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ class IALSLearner(SolvedRankingLearner):
 
     def _model(self, n_factors: int, l2: float, alpha: float) -> IALS:
         config = replace(
-            self.model.config,
+            cast(IALS, self.model).config,
             n_factors=n_factors,
             l2=l2,
             alpha=alpha,

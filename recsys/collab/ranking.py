@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from recsys.collab.collab_learner import default_sparse
+from recsys.collab.collab_learner import ModelDefaults, default_sparse
 from recsys.collab.dataset import LARGE_DATA_ROWS, CollabData
 from recsys.collab.ease_learner import EASELearner
 from recsys.collab.ials_learner import IALSLearner
@@ -31,6 +31,7 @@ from recsys.collab.ranking_learner import LOW_RATING_WEIGHT, RankingLearner, Ran
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.sampling import NegativeSampledBatches
 from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
+from recsys.models.scorer import CollabScorer
 from recsys.models.two_tower import TwoTower, TwoTowerConfig
 from recsys.train.callbacks import Callback, SaveBest
 from recsys.train.learner import FitDefaults, with_fit_defaults
@@ -43,9 +44,9 @@ from recsys.train.losses import (
 
 # Chosen with `benchmarks/ranking.py` on MovieLens-100k (per-user temporal split);
 # see the README for the figures.
-RANKING_DOT_DEFAULTS = {"n_factors": 64, "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
+RANKING_DOT_DEFAULTS = ModelDefaults(FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3), n_factors=64)
 # The deep model ranks as two towers (recsys.models.two_tower): each tower's hidden widths.
-RANKING_NN_DEFAULTS = {"layers": (128,), "fit": FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3)}
+RANKING_NN_DEFAULTS = ModelDefaults(FitDefaults(n_epoch=20, lr_max=1e-2, wd=0.3), layers=(128,))
 RANKING_BATCH_SIZE = 1024  # below a million ratings; above, the rating models' 4096
 N_NEGATIVES = {"dot": 512, "nn": 512}  # items drawn per batch for the sampled softmax
 # What `recsys train` chooses from on the hold-out, costliest first: a quarter of the
@@ -99,27 +100,27 @@ def ranking_learner(
     if sparse is None:
         sparse = default_sparse(data, kwargs.get("device", "auto"))
     if model == "nn":
-        scorer: torch.nn.Module = TwoTower(
+        scorer: CollabScorer = TwoTower(
             TwoTowerConfig(
                 data.n_users,
                 data.n_items,
-                n_factors or RANKING_DOT_DEFAULTS["n_factors"],
-                layers=tuple(layers or RANKING_NN_DEFAULTS["layers"]),
+                n_factors or RANKING_DOT_DEFAULTS.n_factors,
+                layers=tuple(layers or RANKING_NN_DEFAULTS.layers),
                 sparse=sparse,
             )
         )
-        defaults = RANKING_NN_DEFAULTS["fit"]
+        defaults = RANKING_NN_DEFAULTS.fit
     elif model == "dot":
         scorer = DotProductBias(
             DotProductBiasConfig(
                 data.n_users,
                 data.n_items,
-                n_factors or RANKING_DOT_DEFAULTS["n_factors"],
+                n_factors or RANKING_DOT_DEFAULTS.n_factors,
                 y_range=None,
                 sparse=sparse,
             )
         )
-        defaults = RANKING_DOT_DEFAULTS["fit"]
+        defaults = RANKING_DOT_DEFAULTS.fit
     else:
         raise ValueError(f"model must be dot, nn, ease or ials, not {model!r}")
     kwargs = with_fit_defaults(kwargs, defaults)

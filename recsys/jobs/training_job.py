@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 import torch
@@ -41,6 +41,9 @@ MODEL_NAMES = ("auto", "dot", "nn", "ease", "ials", "blend", "hybrid")
 BLEND_MEMBERS = {"ranking": ("ease", "ials"), "rating": ("dot", "nn")}
 BLEND_ALLOWED = {"ranking": ("dot", "nn", "ease", "ials"), "rating": ("dot", "nn")}
 
+ModelName = Literal["auto", "dot", "nn", "ease", "ials", "blend", "hybrid"]
+Promote = Literal["auto", "always", "never"]  # see train_and_register
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,7 +59,7 @@ class TrainConfig:
     """
 
     objective: Literal["rating", "ranking"] = "rating"
-    model: Literal["auto", "dot", "nn", "ease", "ials", "blend", "hybrid"] = "auto"
+    model: ModelName = "auto"
     n_factors: int | None = None
     layers: tuple[int, ...] | None = None
     epochs: int | None = None
@@ -191,7 +194,7 @@ class TrainConfig:
         settings = self.member_settings[index] if self.member_settings else {}
         return replace(
             self,
-            model=self.members[index],
+            model=cast(ModelName, self.members[index]),
             members=None,
             blend_weights=None,
             member_settings=None,
@@ -353,7 +356,7 @@ def build_learner(
     data: CollabData, table: RatingsTable, config: TrainConfig, progress: bool = True
 ) -> CollabLearner:
     """The factory from names: the learner that ``config``'s objective and model name."""
-    options = {"device": config.device, "progress": progress}
+    options: dict[str, Any] = {"device": config.device, "progress": progress}
     if config.model == "blend":
         assert config.members is not None  # resolved
         members = []
@@ -435,7 +438,7 @@ def train_and_register(
     config: TrainConfig,
     artifact_dir: Path,
     progress: bool = True,
-    promote: Literal["auto", "always", "never"] = "always",
+    promote: Promote = "always",
 ) -> TrainResult:
     """Train, save the weights as a new model version, and promote it per ``promote``.
 
