@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from recsys.data.catalog import UnknownGenreError
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, DatabaseFileChanged, is_busy
 from recsys.jobs.model_versions import ActivationError, CannotActivateError, NoSuchVersionError
 from recsys.models.scorer import CapabilityError

@@ -40,7 +40,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _unparsed = 0  # bytes read while a head was incomplete
     _head_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn passes an asyncio.Transport
         super().connection_made(transport)
         settings = get_settings()
         self._max_head_bytes = settings.max_head_bytes

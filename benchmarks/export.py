@@ -21,7 +21,7 @@ import torch
 from recsys.collab.batch_export import CHUNK_USERS, export_recommendations
 from recsys.collab.interactions import Interactions
 from recsys.collab.recommender import Recommender
-from recsys.data.id_maps import IdMap
+from recsys.data.ids import IdMap
 from recsys.models import DotProductBias, DotProductBiasConfig
 
 

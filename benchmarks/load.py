@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from recsys.collab import Interactions, Recommender
-from recsys.data.id_maps import IdMap
+from recsys.data.ids import IdMap
 from recsys.models import DotProductBias, DotProductBiasConfig
 
 LUA = """

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsys.data.catalog import UnknownGenreError
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.db.engine import WRITER_WAIT_SECONDS, is_busy, make_engine
 from recsys.db.migrate import current_revision, head_revision
 from recsys.interpret.embeddings import AmbiguousItemError, resolve_item

@@ -18,7 +18,7 @@ from recsys.cli.console import (
     resolve_item_query,
 )
 from recsys.data.catalog import read_item_catalog, read_user_ratings, read_user_stats
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.interpret.embeddings import bias_ranking, item_pca, with_catalog
 from recsys.interpret.plots import plot_biases, plot_item_map
 from recsys.models.scorer import CapabilityError, NoRatingScaleError

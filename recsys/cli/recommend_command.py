@@ -53,7 +53,7 @@ def recommend(
                 user_id,
                 Page(n),
                 exclude_seen,
-                fallback,  # type: ignore[arg-type]
+                fallback,  # type: ignore[arg-type]  # Typer checks it is none or popular
             )
             print_answer(answer, user_id, n)
             return

@@ -58,7 +58,7 @@ class RatingBaseline:
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> RatingBaseline:
         return cls(
-            float(state["mean"]),  # type: ignore[arg-type]
-            state["user_offsets"].numpy(),  # type: ignore[attr-defined]
-            state["item_offsets"].numpy(),  # type: ignore[attr-defined]
+            float(state["mean"]),  # type: ignore[arg-type]  # a saved state: a float and two tensors
+            state["user_offsets"].numpy(),  # type: ignore[attr-defined]  # a saved state: a tensor
+            state["item_offsets"].numpy(),  # type: ignore[attr-defined]  # a saved state: a tensor
         )

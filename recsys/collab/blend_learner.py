@@ -59,7 +59,7 @@ class BlendFit(SolvedFit):
         self.members = list(members)
         self.weights = None if weights is None else tuple(float(w) for w in weights)
         first = members[0].learner.scoring_model
-        super().__init__(data, first, metrics=(), **kwargs)  # type: ignore[call-arg]
+        super().__init__(data, first, metrics=(), **kwargs)  # type: ignore[call-arg]  # the learner's __init__, after the mixin
 
     def solve(self, n_epoch: int | None) -> None:
         if n_epoch is not None:
@@ -102,11 +102,11 @@ class BlendFit(SolvedFit):
         config = BlendConfig(
             self.data.n_users,
             self.data.n_items,
-            tuple(model_config(models[i]) for i in kept),  # type: ignore[misc]
+            tuple(model_config(models[i]) for i in kept),  # type: ignore[misc]  # registered models: never None
             tuple(weights[i] for i in kept),
             tuple(scales[i] for i in kept),
         )
-        return Blend(config, [models[i] for i in kept])  # type: ignore[list-item]
+        return Blend(config, [models[i] for i in kept])  # type: ignore[list-item]  # members' scoring models are CollabScorers
 
     def scale(self, model: torch.nn.Module) -> float:
         return 1.0

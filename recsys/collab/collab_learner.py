@@ -21,7 +21,7 @@ from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.scorer import CollabScorer
 from recsys.train import distributed
-from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device, with_fit_defaults
+from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device
 from recsys.train.metrics import mae, rmse
 
 
@@ -180,7 +180,7 @@ def collab_learner(
             )
         )
         defaults = DOT_DEFAULTS.fit
-    kwargs = with_fit_defaults(kwargs, defaults)
+    kwargs.setdefault("fit_defaults", defaults)  # its wd too, unless given (see Learner)
     return CollabLearner(data, model, **kwargs)
 
 

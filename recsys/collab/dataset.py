@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
-from recsys.data.id_maps import IdMap
+from recsys.data.ids import IdMap
 from recsys.data.loaders import DataLoaders, TensorBatches
 from recsys.data.ratings import RatingsTable, read_ratings
 from recsys.data.splits import Split, cutoff_split, random_split, temporal_split, time_split

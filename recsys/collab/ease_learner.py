@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from recsys.collab.dataset import CollabData
 from recsys.collab.ranking_learner import LOW_RATING_WEIGHT, SolvedRankingLearner
-from recsys.data.id_maps import LIKED_AT
+from recsys.data.ids import LIKED_AT
 from recsys.models.ease import EASE, EASEConfig, History, fit_ease, interaction_gram
 
 # The ridges tried on the hold-out (each one solve of the same Gram matrix), and the one

@@ -20,7 +20,7 @@ from recsys.collab.dataset import CollabData
 from recsys.collab.interactions import Interactions
 from recsys.collab.recommender import Recommender
 from recsys.collab.top_k import top_k
-from recsys.data.id_maps import LIKED_AT
+from recsys.data.ids import LIKED_AT
 
 if TYPE_CHECKING:  # the learners import this module
     from recsys.collab.collab_learner import CollabLearner

@@ -21,7 +21,7 @@ from recsys.collab.dataset import CollabData
 from recsys.collab.recommender_state import RecommenderState
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.models.hybrid_net import HybridNN, HybridNNConfig
-from recsys.train.learner import FitDefaults, with_fit_defaults
+from recsys.train.learner import FitDefaults
 
 # EmbeddingNN's tuned schedule. Id dropout 0.05-0.25, weight decay 0.05-1.0, lr 1e-2 and
 # a wider MLP were tried on both splits of `benchmarks/hybrid.py`; none was clearly
@@ -80,5 +80,5 @@ def hybrid_learner(
         torch.from_numpy(decades),
     )
     defaults = HYBRID_DEFAULTS.fit
-    kwargs = with_fit_defaults(kwargs, defaults)
+    kwargs.setdefault("fit_defaults", defaults)  # its wd too, unless given (see Learner)
     return HybridLearner(data, model, encoder, **kwargs)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from recsys.data.id_maps import LIKED_AT, IdMap
+from recsys.data.ids import LIKED_AT, IdMap
 from recsys.data.ratings import RatingsTable, latest_write, read_ratings
 
 

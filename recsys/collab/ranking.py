@@ -34,7 +34,7 @@ from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.scorer import CollabScorer
 from recsys.models.two_tower import TwoTower, TwoTowerConfig
 from recsys.train.callbacks import Callback, SaveBest
-from recsys.train.learner import FitDefaults, with_fit_defaults
+from recsys.train.learner import FitDefaults
 from recsys.train.losses import (
     PairwiseScores,
     SampledSoftmaxScores,
@@ -123,7 +123,7 @@ def ranking_learner(
         defaults = RANKING_DOT_DEFAULTS.fit
     else:
         raise ValueError(f"model must be dot, nn, ease or ials, not {model!r}")
-    kwargs = with_fit_defaults(kwargs, defaults)
+    kwargs.setdefault("fit_defaults", defaults)  # its wd too, unless given (see Learner)
     cbs = [RankingMetrics(k), SaveBest("ndcg"), *cbs]
     n_negatives = N_NEGATIVES[model] if n_negatives is None else n_negatives
     if loss == "softmax":

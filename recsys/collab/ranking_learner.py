@@ -12,7 +12,7 @@ import numpy as np
 from recsys.collab.collab_learner import CollabLearner, SolvedFit
 from recsys.collab.evaluate import compare_rankings, model_scorer, ranking_metrics
 from recsys.collab.recommender import Recommender
-from recsys.data.id_maps import LIKED_AT
+from recsys.data.ids import LIKED_AT
 from recsys.train.callbacks import Callback
 
 LOW_RATING_WEIGHT = 0.25  # weight of a rating below 4 relative to a liked item

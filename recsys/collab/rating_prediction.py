@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from recsys.collab.baseline import RatingBaseline
-from recsys.data.id_maps import IdMap, UnknownIdError
+from recsys.data.ids import IdMap, UnknownIdError
 from recsys.data.metadata import MetadataEncoder, aligned
 from recsys.models.scorer import CollabScorer, NoRatingScaleError
 

@@ -32,7 +32,7 @@ from recsys.collab.interactions import Interactions
 from recsys.collab.rating_prediction import RatingPredictions, RatingPredictor, Unknown
 from recsys.collab.recommender_state import RecommenderState
 from recsys.collab.top_k import finite_rows, top_k
-from recsys.data.id_maps import LIKED_AT, IdMap, SharedIdMaps, UnknownIdError
+from recsys.data.ids import LIKED_AT, IdMap, SharedIdMaps, UnknownIdError
 from recsys.data.metadata import MetadataEncoder
 from recsys.db.identity import check_identity
 from recsys.models.scorer import (
@@ -550,4 +550,4 @@ def load_recommender(
         check_identity(database, artifact.metadata.get("database"), path)
     state = RecommenderState.from_extra(artifact.extra)
     model = artifact.model.to(device)  # a collaborative file holds a CollabScorer
-    return recommender_from_state(model, state, maps=maps)  # type: ignore[arg-type]
+    return recommender_from_state(model, state, maps=maps)  # type: ignore[arg-type]  # a collaborative file holds a CollabScorer

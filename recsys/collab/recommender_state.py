@@ -14,7 +14,7 @@ import torch
 
 from recsys.collab.baseline import RatingBaseline
 from recsys.collab.interactions import Interactions
-from recsys.data.id_maps import ID_SEPARATOR, IdMap, PackedIds, SharedIdMaps, pack_ids
+from recsys.data.ids import ID_SEPARATOR, IdMap, PackedIds, SharedIdMaps, pack_ids
 from recsys.data.metadata import MetadataEncoder
 
 

@@ -30,7 +30,7 @@ def _text(value: object) -> str | None:
 
 def _lookup(vocabulary: list[str], values: Iterable[object]) -> np.ndarray:
     index = {value: i + 1 for i, value in enumerate(vocabulary)}
-    return np.array([index.get(_text(v), 0) for v in values], dtype=np.int64)  # type: ignore[arg-type]
+    return np.array([index.get(_text(v), 0) for v in values], dtype=np.int64)  # type: ignore[arg-type]  # looked up as text
 
 
 def age_bucket(values: Iterable[object]) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from sqlalchemy import Connection, Engine, Table, literal, select, true, tuple_
 
-from recsys.data.id_maps import IdMap
+from recsys.data.ids import IdMap
 from recsys.db.engine import driver_connection
 from recsys.db.tables import deletions, items, ratings, users
 from recsys.db.write_log import write_number

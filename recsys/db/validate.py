@@ -144,7 +144,7 @@ def _text(series: pd.Series) -> pd.Series:
 
 def _shown(value: object) -> str:
     """A number as written, never rounded: 9, 5.0000001, 1e+20."""
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)  # type: ignore[arg-type]  # a number or numeric text (the caller checks)
     if not np.isfinite(number):
         return str(number)
     if number.is_integer() and abs(number) < 1e16:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.collab.recommender import Recommender
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 
 DEFAULT_MIN_RATINGS = 20
 

@@ -273,7 +273,7 @@ def activate(engine: Engine, version_id: int) -> ModelVersion:
         connection.execute(
             update(model_versions).where(model_versions.c.id == version_id).values(is_active=True)
         )
-    return get_version(engine, version_id)  # type: ignore[return-value]
+    return get_version(engine, version_id)  # type: ignore[return-value]  # just activated: it exists
 
 
 def rollback(engine: Engine, objective: str = "rating") -> ModelVersion:

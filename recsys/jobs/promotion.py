@@ -69,7 +69,7 @@ def decide(
             f"{learn.compared_unit} newer than anything either was trained on"
         )
     recorded = active.metrics.get(name)
-    held_out = float(metrics[name])  # type: ignore[arg-type]
+    held_out = float(metrics[name])  # type: ignore[arg-type]  # the hold-out metric is a number
     if recorded is None:
         return True, (
             f"only {n_compared} {learn.compared_unit} are newer than the active version's "

@@ -369,7 +369,7 @@ def build_learner(
     if config.objective == "ranking":
         return ranking_learner(
             data,
-            model=config.model,  # type: ignore[arg-type]
+            model=config.model,  # type: ignore[arg-type]  # a ranking model's name here (TrainConfig checks it)
             n_factors=config.n_factors,
             layers=config.layers,
             l2=config.l2,

@@ -39,7 +39,7 @@ class Blend(CollabScorer):
         if members is None:
             from recsys.models.factory import build_model  # the factory registers Blend
 
-            members = [build_model(dict(spec)) for spec in config.members]  # type: ignore[misc]
+            members = [build_model(dict(spec)) for spec in config.members]  # type: ignore[misc]  # members are saved as model specs
         if not len(members) == len(config.weights) == len(config.scales) >= 1:
             raise ValueError("a blend needs one weight and one scale per member")
         self.config = config
@@ -114,7 +114,7 @@ class Blend(CollabScorer):
             parts.append((factor * user_biases, factor * item_biases))
         if not parts:
             raise NoBiasesError("none of the blend's members has biases")
-        return sum(p[0] for p in parts), sum(p[1] for p in parts)  # type: ignore[return-value]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)  # type: ignore[return-value]  # sums of tensors
 
     def item_search_vectors(self) -> torch.Tensor:
         return torch.cat([member.item_search_vectors() for member in self._members()], dim=1)
@@ -129,7 +129,7 @@ class Blend(CollabScorer):
         )
 
     def _members(self) -> list[CollabScorer]:
-        return list(self.members)  # type: ignore[arg-type]
+        return list(self.members)  # type: ignore[arg-type]  # the members are CollabScorers
 
     def _shares(self) -> list[float]:
         total = sum(abs(weight) for weight in self.config.weights) or 1.0

@@ -169,7 +169,7 @@ def solve_side(
             v: torch.Tensor,
             vectors: torch.Tensor = vectors,
             extra: torch.Tensor = extra,
-            ridge=ridge,
+            ridge: float = ridge,
         ) -> torch.Tensor:
             along = torch.bmm(vectors, v.unsqueeze(2)).squeeze(2) * extra
             return v @ gram + ridge * v + torch.bmm(along.unsqueeze(1), vectors).squeeze(1)

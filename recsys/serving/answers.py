@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from recsys.collab.recommender import TopItems
 from recsys.collab.top_k import finite_rows, top_k
 from recsys.data.catalog import ItemCatalog, read_user_profiles, read_user_ratings
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.serving.roles import ModelRoles, Served
 
 How = Literal["known", "fold_in", "metadata", "popular"]

@@ -25,7 +25,7 @@ from recsys.collab.ann_index import ItemIndex, index_path
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import Recommender, load_recommender
 from recsys.data.catalog import ItemCatalog, read_items
-from recsys.data.id_maps import SharedIdMaps
+from recsys.data.ids import SharedIdMaps
 from recsys.data.ratings import latest_write, read_deletions
 from recsys.db.identity import read_identity
 from recsys.jobs.model_versions import (

@@ -38,7 +38,7 @@ import numpy as np
 
 from recsys.collab.interactions import Interactions, RatingsSnapshot
 from recsys.collab.recommender import SIMILARITY_TABLE_MAX_ITEMS, Recommender, load_recommender
-from recsys.data.id_maps import ID_SEPARATOR, IdMap, ids_digest, pack_ids
+from recsys.data.ids import ID_SEPARATOR, IdMap, ids_digest, pack_ids
 
 MAGIC = b"recsys serving snapshot\n"
 FORMAT = 4  # 2: the similarity table; 3: the unit item vectors; 4: ids' digests

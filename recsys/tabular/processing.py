@@ -185,7 +185,7 @@ def _number(name: str, row: int, value: object) -> float:
     if isinstance(value, bool | np.bool_):
         raise SchemaError(problem)
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # a number or numeric text, checked above
     except OverflowError:
         raise SchemaError(
             f"column {name!r} is continuous, but row {row + 1} holds a number too large"

@@ -20,7 +20,7 @@ from recsys.data.splits import random_split
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.tabular.processing import TabularProcessor
-from recsys.train.learner import FitDefaults, Learner, with_fit_defaults
+from recsys.train.learner import FitDefaults, Learner
 from recsys.train.metrics import accuracy, mae, rmse
 
 ADULT = Path(str(files("recsys") / "bundled" / "adult" / "adult.parquet"))  # census income
@@ -133,7 +133,7 @@ class TabularLearner(Learner):
         self.data = data
 
     def predictor(self) -> TabularPredictor:
-        return TabularPredictor(self.model, self.data.processor)  # type: ignore[arg-type]
+        return TabularPredictor(self.model, self.data.processor)  # type: ignore[arg-type]  # its model is a TabularModel
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predictions for raw rows (see :meth:`TabularPredictor.predict`)."""
@@ -175,7 +175,7 @@ def tabular_learner(
             y_range=y_range,
         )
     )
-    kwargs = with_fit_defaults(kwargs, TABULAR_DEFAULTS)
+    kwargs.setdefault("fit_defaults", TABULAR_DEFAULTS)  # its wd too, unless given (see Learner)
     return TabularLearner(data, model, **kwargs)
 
 
@@ -184,4 +184,4 @@ def load_tabular(path: Path | str, device: str | torch.device = "cpu") -> Tabula
     artifact = load_artifact(path)
     model, extra = artifact.model, artifact.extra
     processor = TabularProcessor.from_state(extra["processor"])
-    return TabularPredictor(model.to(device), processor)  # type: ignore[arg-type]
+    return TabularPredictor(model.to(device), processor)  # type: ignore[arg-type]  # a tabular file holds a TabularModel

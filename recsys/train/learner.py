@@ -29,7 +29,7 @@ from recsys.train.callbacks import (
     Recorder,
     SkipValidation,
 )
-from recsys.train.lr_finder import LRFindResult, find_lr
+from recsys.train.lr_find import LRFindResult, find_lr
 from recsys.train.optim import Optimizers, make_optimizer
 from recsys.train.schedules import one_cycle_lr, one_cycle_momentum
 
@@ -84,12 +84,6 @@ class FitDefaults:
     wd: float = 0.01
 
 
-def with_fit_defaults(kwargs: dict[str, Any], defaults: FitDefaults) -> dict[str, Any]:
-    """A learner factory's keyword arguments with its model's ``defaults`` filled in: the
-    fit settings, and their weight decay as the learner's own; what the caller gave wins."""
-    return {"fit_defaults": defaults, "wd": defaults.wd, **kwargs}
-
-
 class Learner:
     """A model, its data, a loss and metrics, trained with callbacks.
 
@@ -98,7 +92,8 @@ class Learner:
         model: called as ``model(*inputs)``.
         loss_func: ``loss_func(predictions, targets)``, mean-reduced.
         metrics: functions of all validation predictions and targets.
-        wd: decoupled weight decay (AdamW's), unless a fit overrides it.
+        wd: decoupled weight decay (AdamW's), unless a fit overrides it; None: the
+            ``fit_defaults``' own.
         cbs: extra callbacks kept for every fit.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a torch.device.
         progress: show the progress bar and per-epoch table.
@@ -110,7 +105,7 @@ class Learner:
         model: nn.Module,
         loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         metrics: Sequence[Metric] = (),
-        wd: float = 0.01,
+        wd: float | None = None,
         cbs: Sequence[Callback] = (),
         device: str | torch.device | None = "auto",
         progress: bool = True,
@@ -128,7 +123,7 @@ class Learner:
         self.model = model.to(self.device)
         self.loss_func = loss_func
         self.metrics = list(metrics)
-        self.wd = wd
+        self.wd = fit_defaults.wd if wd is None else wd
         self.fit_defaults = fit_defaults
         self.opt: Optimizers | None = None
         # Discriminative learning rates: (parameters, multiple of the scheduled rate).
@@ -353,7 +348,7 @@ class Learner:
         self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True
     ) -> LRFindResult:
         """Mock-train with an exponentially growing lr; restore the weights; suggest an lr
-        (recsys.train.lr_finder)."""
+        (recsys.train.lr_find)."""
         return find_lr(self, start_lr, end_lr, num_it, stop_div)
 
     # -- persistence -----------------------------------------------------------------------

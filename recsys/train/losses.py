@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.data.id_maps import LIKED_AT
+from recsys.data.ids import LIKED_AT
 from recsys.models.scorer import CollabScorer
 
 

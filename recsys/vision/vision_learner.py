@@ -18,7 +18,7 @@ from recsys.artifacts import load_artifact
 from recsys.interpret.classification import ClassificationInterpretation
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
-from recsys.train.learner import FitDefaults, Learner, with_fit_defaults
+from recsys.train.learner import FitDefaults, Learner
 from recsys.train.metrics import accuracy, error_rate
 from recsys.vision.data import ImageData, ImageFiles, ImageTransform, open_image
 
@@ -35,7 +35,7 @@ class VisionLearner(Learner):
         self.data = data
 
     def _body_parameters(self) -> list[nn.Parameter]:
-        groups = self.model.parameter_groups()  # type: ignore[operator]
+        groups = self.model.parameter_groups()  # type: ignore[operator]  # the vision models define it
         return [p for group in groups[:-1] for p in group]
 
     def freeze(self) -> None:
@@ -68,7 +68,7 @@ class VisionLearner(Learner):
         self.freeze()
         self.fit_one_cycle(freeze_epochs, base_lr)
         self.unfreeze()
-        groups = self.model.parameter_groups()  # type: ignore[operator]
+        groups = self.model.parameter_groups()  # type: ignore[operator]  # the vision models define it
         scales = np.geomspace(1 / lr_mult, 1.0, len(groups))
         self.lr_scales = [(group, float(s)) for group, s in zip(groups, scales, strict=True)]
         try:
@@ -86,7 +86,7 @@ class VisionLearner(Learner):
         """The same for the training images, seen without augmentation."""
         dataset = ImageFiles(
             self.data.train_files,
-            self.data.dls.train.dataset.labels.tolist(),  # type: ignore[attr-defined]
+            self.data.dls.train.dataset.labels.tolist(),  # type: ignore[attr-defined]  # an image-folder data set has labels
             self.data.transform,
         )
         batches = torch.utils.data.DataLoader(dataset, batch_size=256)
@@ -153,7 +153,7 @@ def vision_learner(
         )
     else:
         model = TimmNet(TimmNetConfig(arch, n_classes, channels))
-    kwargs = with_fit_defaults(kwargs, VISION_DEFAULTS)
+    kwargs.setdefault("fit_defaults", VISION_DEFAULTS)  # its wd too, unless given (see Learner)
     return VisionLearner(data, model, **kwargs)
 
 

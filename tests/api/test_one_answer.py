@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from recsys.cli import app
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame
 from recsys.jobs.model_versions import active_version

@@ -11,7 +11,7 @@ import torch
 from recsys.collab.ann_index import ItemIndex, build_beside, index_path
 from recsys.collab.interactions import Interactions
 from recsys.collab.recommender import Recommender
-from recsys.data.id_maps import IdMap
+from recsys.data.ids import IdMap
 from recsys.models import DotProductBias, DotProductBiasConfig
 from recsys.models.ease import History, fit_ease
 from recsys.models.two_tower import TwoTower, TwoTowerConfig

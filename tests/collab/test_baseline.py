@@ -12,7 +12,7 @@ from recsys import CollabData
 from recsys.collab import load_recommender
 from recsys.collab.baseline import DAMPING, RatingBaseline
 from recsys.collab.collab_learner import collab_learner
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from tests.factories import two_taste_groups
 
 

@@ -24,7 +24,7 @@ from recsys.collab.blend_learner import Member, RankingBlendLearner, RatingBlend
 from recsys.collab.hybrid import hybrid_learner
 from recsys.collab.interactions import Interactions
 from recsys.collab.ranking import ranking_learner
-from recsys.data.id_maps import IdMap, UnknownIdError
+from recsys.data.ids import IdMap, UnknownIdError
 from recsys.interpret.embeddings import bias_ranking
 from recsys.models import DotProductBias, DotProductBiasConfig
 from recsys.models.blend import Blend

@@ -10,7 +10,7 @@ import torch
 from recsys import CollabData
 from recsys.collab import Recommender, load_recommender
 from recsys.collab.hybrid import HybridLearner, hybrid_learner
-from recsys.data.id_maps import UnknownIdError
+from recsys.data.ids import UnknownIdError
 from recsys.data.metadata import MetadataEncoder
 from tests.factories import taste_metadata, two_taste_groups
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.data.id_maps import IdMap, SharedIdMaps, UnknownIdError, pack_ids, unpack_ids
+from recsys.data.ids import IdMap, SharedIdMaps, UnknownIdError, pack_ids, unpack_ids
 
 
 def test_text_ids_are_one_tensor_and_others_a_list() -> None:

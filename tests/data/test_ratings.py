@@ -8,7 +8,7 @@ import pytest
 import torch
 from sqlalchemy import Engine
 
-from recsys.data.id_maps import IdMap, UnknownIdError
+from recsys.data.ids import IdMap, UnknownIdError
 from recsys.data.ratings import read_rating_changes, read_ratings
 from recsys.db.ingest import ingest
 from recsys.db.sources import from_frame

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from recsys.collab import Interactions, Recommender
-from recsys.data.id_maps import IdMap, UnknownIdError
+from recsys.data.ids import IdMap, UnknownIdError
 from recsys.interpret.embeddings import (
     AmbiguousItemError,
     bias_ranking,

@@ -153,7 +153,7 @@ def pack_ids(ids: Sequence[object]) -> PackedIds:
     until a map is built), any others as a list."""
     ids = list(ids)
     if ids and all(isinstance(i, str) and ID_SEPARATOR not in i for i in ids):
-        text = ID_SEPARATOR.join(ids).encode()  # type: ignore[arg-type]
+        text = ID_SEPARATOR.join(ids).encode()  # type: ignore[arg-type]  # every id is text here (checked above)
         return torch.frombuffer(bytearray(text), dtype=torch.uint8)
     return ids
 
