@@ -22,6 +22,7 @@ from recsys.collab.dataset import CollabData
 from recsys.collab.ranking_learner import RankingLearner
 from recsys.models.blend import Blend, BlendConfig
 from recsys.models.factory import model_config
+from recsys.models.scorer import CollabScorer
 from recsys.train.metrics import mae, rmse
 
 WEIGHT_STEP = 0.1  # weights tried: every split of 1 into steps of this size
@@ -59,7 +60,7 @@ class BlendFit(SolvedFit):
         self.members = list(members)
         self.weights = None if weights is None else tuple(float(w) for w in weights)
         first = members[0].learner.scoring_model
-        super().__init__(data, first, metrics=(), **kwargs)  # type: ignore[call-arg]  # the learner's __init__, after the mixin
+        super().__init__(data, first, metrics=(), **kwargs)
 
     def solve(self, n_epoch: int | None) -> None:
         if n_epoch is not None:
@@ -93,8 +94,8 @@ class BlendFit(SolvedFit):
         ]
 
     def blend(
-        self, models: list[torch.nn.Module], weights: tuple[float, ...], scales: tuple[float, ...]
-    ) -> torch.nn.Module:
+        self, models: list[CollabScorer], weights: tuple[float, ...], scales: tuple[float, ...]
+    ) -> CollabScorer:
         """The blend of the members with a weight above 0, or the one member alone."""
         kept = [i for i, weight in enumerate(weights) if weight > 0]
         if len(kept) == 1:
@@ -106,9 +107,9 @@ class BlendFit(SolvedFit):
             tuple(weights[i] for i in kept),
             tuple(scales[i] for i in kept),
         )
-        return Blend(config, [models[i] for i in kept])  # type: ignore[list-item]  # members' scoring models are CollabScorers
+        return Blend(config, [models[i] for i in kept])
 
-    def scale(self, model: torch.nn.Module) -> float:
+    def scale(self, model: CollabScorer) -> float:
         return 1.0
 
     def measure(self) -> dict[str, float]:
@@ -136,7 +137,7 @@ class RankingBlendLearner(BlendFit, RankingLearner):
     """A blend of ranking models, weighed by NDCG@10 on the hold-out; each member's scores
     are divided by their spread over the training users."""
 
-    def scale(self, model: torch.nn.Module) -> float:
+    def scale(self, model: CollabScorer) -> float:
         users = np.arange(self.data.n_users)
         if len(users) > SCALE_USERS:
             users = np.sort(np.random.default_rng(0).choice(users, SCALE_USERS, replace=False))

@@ -21,6 +21,7 @@ from recsys.models.dot_product_bias import DotProductBias, DotProductBiasConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.scorer import CollabScorer
 from recsys.train import distributed
+from recsys.train.callbacks import Callback
 from recsys.train.learner import FitDefaults, Learner, Metric, resolve_device
 from recsys.train.metrics import mae, rmse
 
@@ -184,7 +185,7 @@ def collab_learner(
     return CollabLearner(data, model, **kwargs)
 
 
-class SolvedFit:
+class SolvedFit(CollabLearner):
     """For learners whose model is solved (in closed form, by alternating solves, or from
     members fitted already) rather than trained by gradient steps: there is no learning
     rate, weight decay or callback to give, and asking for one (or for ``lr_find``) is an
@@ -209,10 +210,22 @@ class SolvedFit:
         n_epoch: int | None = None,
         lr_max: float | None = None,
         wd: float | None = None,
-        **schedule: Any,
+        pct_start: float | None = None,
+        div: float | None = None,
+        div_final: float | None = None,
+        moms: tuple[float, float] | None = None,
+        cbs: Sequence[Callback] = (),
     ) -> None:
         """The same solve as :meth:`fit`; there is no cycle to run."""
-        given = {"lr": lr_max, "wd": wd, **schedule}
+        given = {
+            "lr": lr_max,
+            "wd": wd,
+            "pct_start": pct_start,
+            "div": div,
+            "div_final": div_final,
+            "moms": moms,
+            "callbacks": cbs or None,
+        }
         self.refuse_schedule({name: value for name, value in given.items() if value is not None})
         self.solve(n_epoch)
 

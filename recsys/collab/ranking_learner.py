@@ -5,7 +5,7 @@ ranking) and EASE (recsys.collab.ease_learner) are ranking learners."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -39,12 +39,17 @@ class RankingMetrics(Callback):
         self.relevant_at = relevant_at
         self.sample_users = VALIDATION_SAMPLE_USERS if sample_users is None else sample_users
 
+    @property
+    def ranker(self) -> RankingLearner:
+        """The learner it is added to: a ranking one (see RankingLearner)."""
+        return cast(RankingLearner, self.learn)
+
     def before_fit(self) -> None:
-        self.learn.kept_epoch = None
-        self.sample = self.learn.validation_sample(self.sample_users)
+        self.ranker.kept_epoch = None
+        self.sample = self.ranker.validation_sample(self.sample_users)
 
     def after_validate(self) -> None:
-        results = self.learn.ranking_metrics(self.k, self.relevant_at, users=self.sample)
+        results = self.ranker.ranking_metrics(self.k, self.relevant_at, users=self.sample)
         self.learn.valid_results.update(results)
 
     def after_fit(self) -> None:
@@ -52,8 +57,8 @@ class RankingMetrics(Callback):
         if self.sample is None or not rows or "ndcg" not in rows[0]:
             return
         kept = max(rows, key=lambda row: row["ndcg"])  # SaveBest's choice, on the sample
-        kept.update(self.learn.ranking_metrics(self.k, self.relevant_at), ndcg_sample=kept["ndcg"])
-        self.learn.kept_epoch = kept["epoch"]
+        kept.update(self.ranker.ranking_metrics(self.k, self.relevant_at), ndcg_sample=kept["ndcg"])
+        self.ranker.kept_epoch = kept["epoch"]
 
 
 class RankingLearner(CollabLearner):
