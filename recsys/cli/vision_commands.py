@@ -70,7 +70,17 @@ def vision_train(
     mode: str = typer.Option("RGB", help="RGB, or L for grey images."),
     flip: bool = typer.Option(True, help="Random horizontal flips (off for digits and text)."),
     augment: bool = typer.Option(True, help="Random resized crops (and flips) in training."),
-    arch: str = typer.Option("resnet", help="resnet (built in), or a timm model name."),
+    arch: str = typer.Option(
+        "resnet",
+        help="resnet (the built-in small CNN), resnet18/resnet34/resnet50 (torchvision's "
+        "layout), or a timm model name.",
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        help="Pretrained weights for the body: a torchvision-format state dict (or, for a "
+        "timm model, its weights file). Then the head trains first, then everything with "
+        "discriminative learning rates (fine_tune).",
+    ),
     epochs: int | None = typer.Option(None, min=1, help="Epochs [tuned default]."),
     lr: float | None = typer.Option(None, help="Peak one-cycle learning rate [tuned default]."),
     batch_size: int = typer.Option(64, min=2, help="Images per batch."),
@@ -83,7 +93,8 @@ def vision_train(
         None, help="Folder for the confusion matrix and top losses (PNG and CSV)."
     ),
 ) -> None:
-    """Train a CNN from scratch on FOLDER; report validation accuracy; save the model."""
+    """Train a CNN on FOLDER, from scratch or fine-tuned from --weights; report validation
+    accuracy; save the model."""
     import torch
 
     from recsys.vision.data import Augment, ImageData
@@ -104,12 +115,20 @@ def vision_train(
             mode=mode,
         )
         learn = vision_learner(
-            data, arch=arch, device=get_settings().device, progress=sys.stderr.isatty()
+            data,
+            arch=arch,
+            weights=weights,
+            device=get_settings().device,
+            progress=sys.stderr.isatty(),
         )
     except (FileNotFoundError, ValueError, ImportError) as error:
         raise fail(str(error)) from None
-    learn.fit_one_cycle(epochs, lr)
-    path = learn.save(_model_path(model), metadata={"source": str(folder)})
+    if weights is None:
+        learn.fit_one_cycle(epochs, lr)
+    else:  # fastai's recipe for a pretrained body: the head first, then everything
+        learn.fine_tune(epochs or learn.fit_defaults.n_epoch, lr or 2e-3)
+    metadata = {"source": str(folder), "arch": arch, "weights": str(weights) if weights else None}
+    path = learn.save(_model_path(model), metadata=metadata)
     row = learn.recorder.rows[-1]
     out.print(
         f"{len(data.train_files):,} training and {len(data.valid_files):,} validation images, "

@@ -13,6 +13,7 @@ from recsys.models.ease import EASE, EASEConfig
 from recsys.models.embedding_net import EmbeddingNN, EmbeddingNNConfig
 from recsys.models.hybrid_net import HybridNN, HybridNNConfig
 from recsys.models.ials import IALS, IALSConfig
+from recsys.models.imagenet_resnet import PretrainedResNet, PretrainedResNetConfig
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.tabular_model import TabularModel, TabularModelConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
@@ -28,6 +29,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "HybridNN": (HybridNN, HybridNNConfig),
     "TwoTower": (TwoTower, TwoTowerConfig),
     "ResNet": (ResNet, ResNetConfig),
+    "PretrainedResNet": (PretrainedResNet, PretrainedResNetConfig),
     "TimmNet": (TimmNet, TimmNetConfig),
 }
 

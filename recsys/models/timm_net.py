@@ -13,10 +13,13 @@ class TimmNetConfig:
     arch: str  # a timm model name, e.g. "resnet18"
     n_classes: int
     in_channels: int = 3
+    # Pretrained weights from this local file (timm's pretrained_cfg "file"); None: random.
+    pretrained_file: str | None = None
 
 
 class TimmNet(nn.Module):
-    """``timm.create_model(arch, pretrained=False)``; its classifier is the head."""
+    """``timm.create_model(arch)``, random or from ``pretrained_file`` (never downloaded);
+    its classifier is the head."""
 
     def __init__(self, config: TimmNetConfig) -> None:
         super().__init__()
@@ -28,9 +31,11 @@ class TimmNet(nn.Module):
                 'the built-in one is arch="resnet"'
             ) from None
         self.config = config
+        file = config.pretrained_file
         self.net = timm.create_model(
             config.arch,
-            pretrained=False,  # no network here: weights start random
+            pretrained=file is not None,  # from the local file only: nothing is downloaded
+            pretrained_cfg_overlay={"file": file} if file is not None else None,
             num_classes=config.n_classes,
             in_chans=config.in_channels,
         )

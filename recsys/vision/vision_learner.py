@@ -16,6 +16,13 @@ from torch import nn
 
 from recsys.artifacts import load_artifact
 from recsys.interpret.classification import ClassificationInterpretation
+from recsys.models.imagenet_resnet import (
+    ARCHITECTURES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PretrainedResNet,
+    PretrainedResNetConfig,
+)
 from recsys.models.resnet import ResNet, ResNetConfig
 from recsys.models.timm_net import TimmNet, TimmNetConfig
 from recsys.train.learner import FitDefaults, Learner
@@ -75,6 +82,19 @@ class VisionLearner(Learner):
             self.fit_one_cycle(epochs, base_lr / 2)
         finally:
             self.lr_scales = None
+
+    def save_body(self, path: Path | str) -> Path:
+        """The body's weights alone, as a torchvision-format state dict (no ``fc``): what
+        ``vision_learner(..., weights=path)`` starts another task from. Only for the
+        torchvision-layout ResNets."""
+        if not isinstance(self.model, PretrainedResNet):
+            raise ValueError(
+                "only resnet18, resnet34 and resnet50 bodies are saved in torchvision's format"
+            )
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.body.state_dict(), path)
+        return path
 
     def interpret(self) -> ClassificationInterpretation:
         """Confusion and top losses on the validation images (items: their file paths)."""
@@ -138,21 +158,45 @@ class ImagePredictor:
 def vision_learner(
     data: ImageData,
     arch: str = "resnet",
+    weights: Path | str | None = None,
     widths: Sequence[int] = (32, 64, 128),
     blocks: Sequence[int] = (1, 1, 1),
     dropout: float = 0.25,
     **kwargs: Any,
 ) -> VisionLearner:
-    """A classifier for ``data``'s classes. ``arch="resnet"``: the built-in ResNet-style CNN
-    (``widths``/``blocks`` per stage); any other name is a timm architecture (timm must
-    be installed; built with random weights: nothing can be downloaded)."""
+    """A classifier for ``data``'s classes.
+
+    - ``arch="resnet"``: the built-in small ResNet-style CNN (``widths``/``blocks`` per
+      stage), from random weights;
+    - ``resnet18``, ``resnet34``, ``resnet50``: torchvision's layout, with a new
+      concat-pool head; ``weights``: a torchvision-format state dict file for the body
+      (then ``data`` is normalised with ImageNet's statistics, and ``fine_tune`` is the
+      way to train);
+    - any other name: a timm architecture (timm must be installed), its weights from
+      the local file ``weights`` when given.
+
+    Nothing is ever downloaded.
+    """
     n_classes, channels = len(data.classes), data.transform.channels
+    source = None if weights is None else str(weights)
+    model: nn.Module
     if arch == "resnet":
-        model: nn.Module = ResNet(
-            ResNetConfig(n_classes, channels, tuple(widths), tuple(blocks), dropout)
-        )
+        if weights is not None:
+            raise ValueError(
+                'the built-in arch="resnet" has no pretrained weights: use resnet18, 34 or 50'
+            )
+        model = ResNet(ResNetConfig(n_classes, channels, tuple(widths), tuple(blocks), dropout))
+    elif arch in ARCHITECTURES:
+        if channels != 3:
+            raise ValueError(f"{arch} takes RGB images: build the data with mode RGB")
+        model = PretrainedResNet(PretrainedResNetConfig(arch, n_classes, source, dropout))
+        if weights is not None:
+            model.load_body(weights)
     else:
-        model = TimmNet(TimmNetConfig(arch, n_classes, channels))
+        model = TimmNet(TimmNetConfig(arch, n_classes, channels, source))
+    if weights is not None and channels == 3:
+        # The statistics the weights were trained with, for training and for inference.
+        data.transform.mean, data.transform.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     kwargs.setdefault("fit_defaults", VISION_DEFAULTS)  # its wd too, unless given (see Learner)
     return VisionLearner(data, model, **kwargs)
 
