@@ -63,6 +63,12 @@ def follow_writes(engine: Engine, followers: Sequence[Follower]) -> int:
 def _apply(followers: Sequence[Follower], written: pd.DataFrame, removed: pd.DataFrame) -> None:
     """Ratings ``written`` and tombstones ``removed``, in the order of their numbers: each
     run of one kind at once, to each follower that has not seen it."""
+    if removed.empty:  # the usual poll, and every POST /ratings: ratings alone, in order
+        for follower in followers:
+            new = written[written["seq"] > follower.seen.through]
+            if not new.empty:
+                follower.add_feedback(new)
+        return
     events = pd.concat([written.assign(kind="write"), removed], ignore_index=True)
     events = events.sort_values("seq", kind="stable")
     action = events["kind"].replace({"user": "forget", "item": "forget"})
